@@ -1,0 +1,71 @@
+"""Inbound messages and outbound frames, the values every layer passes around.
+
+A payload is `msgspec.Raw` (JSON, kept unparsed until a handler needs it) or `bytes` (a binary
+payload of a V2 binary frame). Refs are kept as the JSON values the client sent so replies echo
+them with the same type (reference section 2.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+Payload = msgspec.Raw | bytes
+
+HEARTBEAT = "heartbeat"
+PHOENIX_TOPIC = "phoenix"
+PHX_JOIN = "phx_join"
+PHX_LEAVE = "phx_leave"
+PHX_REPLY = "phx_reply"
+PHX_CLOSE = "phx_close"
+PHX_ERROR = "phx_error"
+PRESENCE_STATE = "presence_state"
+PRESENCE_DIFF = "presence_diff"
+CONTROL_EVENTS = frozenset({PHX_JOIN, PHX_LEAVE, PHX_REPLY, PHX_CLOSE, PHX_ERROR})
+
+EMPTY_OBJECT = msgspec.Raw(b"{}")
+
+
+class Message(msgspec.Struct, gc=False):
+    """One decoded client frame."""
+
+    join_ref: Any
+    ref: Any
+    topic: str
+    event: str
+    payload: Payload
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.payload, bytes)
+
+
+class Frame:
+    """One encoded server frame: the bytes of a text (UTF-8 JSON) or binary message.
+
+    The WebSocket framing of `data` is cached on first use, so a broadcast written to many
+    sockets is framed once (Phoenix's fastlane, reference section 4.4).
+    """
+
+    __slots__ = ("data", "text", "ws")
+
+    def __init__(self, data: bytes, text: bool = True) -> None:
+        self.data = data
+        self.text = text
+        self.ws: bytes | None = None
+
+    def __repr__(self) -> str:
+        kind = "text" if self.text else "binary"
+        return f"Frame({kind}, {self.data!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Frame) and other.data == self.data and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.text))
+
+
+def is_empty_payload(payload: Payload) -> bool:
+    """True for `{}` (the payload of heartbeats, leaves and bare replies)."""
+    return isinstance(payload, msgspec.Raw) and bytes(payload).strip() in (b"{}", b"")
