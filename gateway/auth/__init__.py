@@ -1,0 +1,1 @@
+"""Connect-time authentication: Phoenix.Token, JWT, the anonymous policy and the origin check."""
