@@ -1,0 +1,1 @@
+"""Presence: Phoenix.Presence's state and diffs, their coalescing, and the storage backends."""
