@@ -1,0 +1,423 @@
+"""Every Prometheus metric of the gateway, defined once, with typed helpers for the labelled ones.
+
+Names follow `gateway_<area>_<name>_<unit>`: counters end in `_total`, durations in `_seconds`,
+sizes in `_bytes`; gauges that count things carry no unit. Labels come only from the closed
+sets in `labels.py`, never from a topic, an event typed by a client, or a user.
+
+All labelled children are created at import so every series exists (at 0) from the first
+scrape: `rate()` then sees a counter's first increment, and dashboards show 0 instead of
+"no data". The helpers use those pre-bound children, which skips the lock and dict lookup that
+`.labels()` costs on every call in a hot path.
+
+Gauges carry a `multiprocess_mode` for `gateway serve --workers N` (see `exposition.py`):
+`livesum` for counts that add up across workers, `livemax`/`livemin` for flags and last values.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+from gateway import __version__
+from gateway.observability.exposition import render_latest
+from gateway.observability.labels import (
+    CONNECT_RESULTS,
+    EVENT_CLASSES,
+    JOIN_RESULTS,
+    OUT_KINDS,
+    REPLY_STATUSES,
+    SERIALIZERS,
+    SIGNALING_EVENTS,
+    TRANSPORTS,
+    ConnectResult,
+    EventClass,
+    JoinResult,
+    OutKind,
+    RedisRole,
+    ReplyStatus,
+    Serializer,
+    SignalingEvent,
+    Transport,
+    reply_status,
+)
+
+__all__ = [
+    "BROADCAST_FANOUT",
+    "BUILD_INFO",
+    "BYTES_IN",
+    "BYTES_OUT",
+    "CHANNELS_JOINED",
+    "CHANNEL_CRASHES",
+    "CONNECTIONS_ACTIVE",
+    "CONNECTS",
+    "DRAIN_CONNECTIONS_REMAINING",
+    "DRAIN_DRAINING",
+    "IDLE_TIMEOUTS",
+    "JOINS",
+    "LONGPOLL_SESSIONS",
+    "LOOP_LAG",
+    "LOOP_LAG_LAST",
+    "MESSAGES_IN",
+    "MESSAGES_OUT",
+    "MESSAGE_HANDLING",
+    "OUTBOUND_QUEUE_BYTES",
+    "PRESENCE_ENTRIES",
+    "RATE_LIMITED_PUSHES",
+    "READY",
+    "REDIS_BUFFERED",
+    "REDIS_DROPPED",
+    "REDIS_PUBLISH",
+    "REDIS_RECONNECTS",
+    "REDIS_UP",
+    "REPLIES",
+    "SIGNALING_GRACE_QUEUE",
+    "SIGNALING_MESSAGES",
+    "SIGNALING_UNDELIVERABLE",
+    "SLOW_CONSUMER_DISCONNECTS",
+    "add_bytes_in",
+    "add_bytes_out",
+    "connection_closed",
+    "connection_opened",
+    "count_connect",
+    "count_join",
+    "count_message_in",
+    "count_message_out",
+    "count_rate_limited_push",
+    "count_reply",
+    "count_signaling",
+    "count_undeliverable",
+    "observe_fanout",
+    "observe_handling",
+    "observe_outbound_queue",
+    "render_latest",
+    "set_redis_up",
+]
+
+# 50 µs to 1 s: an echo or a relayed candidate takes tens of microseconds; above 1 s is an outage.
+HANDLING_BUCKETS: Final = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+FANOUT_BUCKETS: Final = (0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+PUBLISH_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+LOOP_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Powers of four from 256 B to 16 MiB; 0 is its own bucket because most writes find an empty queue.
+QUEUE_BYTES_BUCKETS: Final = (0, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+
+# The `*_created` timestamps would double the series count and no dashboard or alert reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# --- node -------------------------------------------------------------------------------------
+
+BUILD_INFO = Gauge(
+    "gateway_build_info",
+    "Always 1; labels carry the gateway and Python versions.",
+    ["version", "python"],
+    multiprocess_mode="livemax",
+)
+READY = Gauge(
+    "gateway_ready",
+    "1 when this node accepts traffic; 0 while starting, draining or degraded (Redis lost).",
+    multiprocess_mode="livemin",
+)
+DRAIN_DRAINING = Gauge(
+    "gateway_drain_draining",
+    "1 while the node is draining (closing sockets before shutdown), else 0.",
+    multiprocess_mode="livemax",
+)
+DRAIN_CONNECTIONS_REMAINING = Gauge(
+    "gateway_drain_connections_remaining",
+    "Connections still open during a drain; 0 outside one.",
+    multiprocess_mode="livesum",
+)
+
+# --- sockets and transports -------------------------------------------------------------------
+
+CONNECTIONS_ACTIVE = Gauge(
+    "gateway_socket_connections_active",
+    "Open sockets by transport (websocket|longpoll) and serializer (v1|v2).",
+    ["transport", "serializer"],
+    multiprocess_mode="livesum",
+)
+CONNECTS = Counter(
+    "gateway_socket_connects_total",
+    "Socket connect attempts by transport and result "
+    "(ok|origin|auth|vsn|rate_limited|capacity|draining).",
+    ["transport", "result"],
+)
+BYTES_IN = Counter(
+    "gateway_transport_received_bytes_total",
+    "Frame payload bytes received from clients, by transport.",
+    ["transport"],
+)
+BYTES_OUT = Counter(
+    "gateway_transport_sent_bytes_total",
+    "Frame payload bytes sent to clients, by transport.",
+    ["transport"],
+)
+SLOW_CONSUMER_DISCONNECTS = Counter(
+    "gateway_socket_slow_consumer_disconnects_total",
+    "Sockets closed because their outbound queue passed its byte limit.",
+)
+IDLE_TIMEOUTS = Counter(
+    "gateway_socket_idle_timeouts_total",
+    "Sockets closed because no heartbeat (or any message) arrived within the idle timeout.",
+)
+OUTBOUND_QUEUE_BYTES = Histogram(
+    "gateway_socket_outbound_queue_bytes",
+    "Bytes waiting in a socket's outbound queue, sampled each time a frame is queued.",
+    buckets=QUEUE_BYTES_BUCKETS,
+)
+LONGPOLL_SESSIONS = Gauge(
+    "gateway_longpoll_sessions_active",
+    "Long-poll sessions held by this node (polling or inside their reconnect window).",
+    multiprocess_mode="livesum",
+)
+
+# --- channels and messages --------------------------------------------------------------------
+
+JOINS = Counter(
+    "gateway_channel_joins_total",
+    "phx_join outcomes (ok|error|crash|unmatched|limit|rate_limited).",
+    ["result"],
+)
+CHANNELS_JOINED = Gauge(
+    "gateway_channel_joined_active",
+    "Channels currently joined, summed over sockets (one per socket and topic).",
+    multiprocess_mode="livesum",
+)
+CHANNEL_CRASHES = Counter(
+    "gateway_channel_crashes_total",
+    "Channel tasks that raised after joining (the topic got phx_error, the socket lived on).",
+)
+MESSAGES_IN = Counter(
+    "gateway_message_received_total",
+    "Messages decoded from clients, by event_class (heartbeat|control|signaling|chat|echo|other).",
+    ["event_class"],
+)
+MESSAGES_OUT = Counter(
+    "gateway_message_sent_total",
+    "Messages queued to clients, by kind (reply|push|broadcast); a broadcast counts once "
+    "per receiving socket.",
+    ["kind"],
+)
+MESSAGE_HANDLING = Histogram(
+    "gateway_message_handling_seconds",
+    "Time from a decoded inbound message to its handling finished (reply queued or dropped), "
+    "by event_class.",
+    ["event_class"],
+    buckets=HANDLING_BUCKETS,
+)
+REPLIES = Counter(
+    "gateway_channel_replies_total",
+    "phx_reply messages sent, by status (ok|error|other).",
+    ["status"],
+)
+RATE_LIMITED_PUSHES = Counter(
+    "gateway_ratelimit_rejected_pushes_total",
+    "Inbound pushes refused by a token bucket, by event_class.",
+    ["event_class"],
+)
+BROADCAST_FANOUT = Histogram(
+    "gateway_broadcast_fanout_subscribers",
+    "Local subscribers a broadcast was delivered to on this node.",
+    buckets=FANOUT_BUCKETS,
+)
+PRESENCE_ENTRIES = Gauge(
+    "gateway_presence_entries",
+    "Presence metas tracked by this node (one per tracked socket and topic).",
+    multiprocess_mode="livesum",
+)
+
+# --- Redis ------------------------------------------------------------------------------------
+
+# Labelled by role and *not* pre-created: a node without Redis exports no series, so the
+# RedisDown alert cannot fire on it.
+REDIS_UP = Gauge(
+    "gateway_redis_up",
+    "1 while the Redis connection for a role (pubsub|presence|signaling) is healthy, else 0. "
+    "Absent when Redis is not configured.",
+    ["role"],
+    multiprocess_mode="livemin",
+)
+REDIS_PUBLISH = Histogram(
+    "gateway_redis_publish_seconds",
+    "Latency of one PUBLISH of a broadcast envelope to Redis.",
+    buckets=PUBLISH_BUCKETS,
+)
+REDIS_RECONNECTS = Counter(
+    "gateway_redis_reconnects_total",
+    "Times the Redis adapter re-established a lost connection.",
+)
+REDIS_BUFFERED = Gauge(
+    "gateway_redis_buffered_messages",
+    "Envelopes held in the adapter's bounded buffer while Redis is unreachable.",
+    multiprocess_mode="livesum",
+)
+REDIS_DROPPED = Counter(
+    "gateway_redis_dropped_messages_total",
+    "Envelopes dropped because the adapter's buffer was full or a publish failed for good.",
+)
+
+# --- signaling --------------------------------------------------------------------------------
+
+SIGNALING_MESSAGES = Counter(
+    "gateway_signaling_messages_total",
+    "Room messages accepted, by event (offer|answer|ice_candidate|chat|ready).",
+    ["event"],
+)
+SIGNALING_UNDELIVERABLE = Counter(
+    "gateway_signaling_undeliverable_total",
+    "Directed room messages whose target had no socket and no grace queue, by event.",
+    ["event"],
+)
+SIGNALING_GRACE_QUEUE = Gauge(
+    "gateway_signaling_grace_queue_messages",
+    "Messages held for members inside their reconnect grace period.",
+    multiprocess_mode="livesum",
+)
+
+# --- event loop -------------------------------------------------------------------------------
+
+LOOP_LAG = Histogram(
+    "gateway_loop_lag_seconds",
+    "How late the event loop ran a timer scheduled by the lag monitor.",
+    buckets=LOOP_LAG_BUCKETS,
+)
+LOOP_LAG_LAST = Gauge(
+    "gateway_loop_lag_last_seconds",
+    "The most recent event-loop lag measurement.",
+    multiprocess_mode="livemax",
+)
+
+# --- pre-bound children -----------------------------------------------------------------------
+
+_CONNECTIONS: Final = {
+    (t, s): CONNECTIONS_ACTIVE.labels(t, s) for t in TRANSPORTS for s in SERIALIZERS
+}
+_CONNECTS: Final = {(t, r): CONNECTS.labels(t, r) for t in TRANSPORTS for r in CONNECT_RESULTS}
+_BYTES_IN: Final = {t: BYTES_IN.labels(t) for t in TRANSPORTS}
+_BYTES_OUT: Final = {t: BYTES_OUT.labels(t) for t in TRANSPORTS}
+_JOINS: Final = {r: JOINS.labels(r) for r in JOIN_RESULTS}
+_MESSAGES_IN: Final = {c: MESSAGES_IN.labels(c) for c in EVENT_CLASSES}
+_MESSAGES_OUT: Final = {k: MESSAGES_OUT.labels(k) for k in OUT_KINDS}
+_HANDLING: Final = {c: MESSAGE_HANDLING.labels(c) for c in EVENT_CLASSES}
+_REPLIES: Final = {s: REPLIES.labels(s) for s in REPLY_STATUSES}
+_RATE_LIMITED: Final = {c: RATE_LIMITED_PUSHES.labels(c) for c in EVENT_CLASSES}
+_SIGNALING: Final = {e: SIGNALING_MESSAGES.labels(e) for e in SIGNALING_EVENTS}
+_UNDELIVERABLE: Final = {e: SIGNALING_UNDELIVERABLE.labels(e) for e in SIGNALING_EVENTS}
+
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def connection_opened(transport: Transport, serializer: Serializer) -> None:
+    """A socket finished its handshake and is now open."""
+    _CONNECTIONS[(transport, serializer)].inc()
+
+
+def connection_closed(transport: Transport, serializer: Serializer) -> None:
+    """A socket counted by `connection_opened` is gone, whatever the reason."""
+    _CONNECTIONS[(transport, serializer)].dec()
+
+
+def count_connect(transport: Transport, result: ConnectResult) -> None:
+    """One connect attempt ended with `result` (ok, or the reason it was refused)."""
+    _CONNECTS[(transport, result)].inc()
+
+
+def add_bytes_in(transport: Transport, nbytes: int) -> None:
+    """`nbytes` of frame payload arrived from a client."""
+    _BYTES_IN[transport].inc(nbytes)
+
+
+def add_bytes_out(transport: Transport, nbytes: int) -> None:
+    """`nbytes` of frame payload were written to a client."""
+    _BYTES_OUT[transport].inc(nbytes)
+
+
+def count_join(result: JoinResult) -> None:
+    """A phx_join finished with `result`; pair an `ok` with `CHANNELS_JOINED.inc()`."""
+    _JOINS[result].inc()
+
+
+def count_message_in(event_class: EventClass) -> None:
+    """One inbound message was decoded (see `labels.classify_event`)."""
+    _MESSAGES_IN[event_class].inc()
+
+
+def observe_handling(event_class: EventClass, seconds: float) -> None:
+    """Handling one inbound message took `seconds` (use `time.perf_counter` deltas)."""
+    _HANDLING[event_class].observe(seconds)
+
+
+def count_message_out(kind: OutKind, count: int = 1) -> None:
+    """`count` outbound messages of `kind` were queued (a broadcast passes its fan-out)."""
+    _MESSAGES_OUT[kind].inc(count)
+
+
+def count_reply(status: str) -> None:
+    """A phx_reply with this status went out; unknown statuses fold into `other`."""
+    folded: ReplyStatus = reply_status(status)
+    _REPLIES[folded].inc()
+
+
+def count_rate_limited_push(event_class: EventClass) -> None:
+    """A token bucket refused an inbound push of this class."""
+    _RATE_LIMITED[event_class].inc()
+
+
+def observe_fanout(subscribers: int) -> None:
+    """A broadcast reached `subscribers` local sockets."""
+    BROADCAST_FANOUT.observe(subscribers)
+
+
+def observe_outbound_queue(queued_bytes: int) -> None:
+    """A frame was queued on a socket whose outbound queue now holds `queued_bytes`."""
+    OUTBOUND_QUEUE_BYTES.observe(queued_bytes)
+
+
+def set_redis_up(role: RedisRole, up: bool) -> None:
+    """Record the health of the Redis connection used for `role`."""
+    REDIS_UP.labels(role).set(1 if up else 0)
+
+
+def count_signaling(event: SignalingEvent) -> None:
+    """A room accepted a signaling or chat message (see `labels.signaling_event`)."""
+    _SIGNALING[event].inc()
+
+
+def count_undeliverable(event: SignalingEvent) -> None:
+    """A directed room message found no live or grace-queued target."""
+    _UNDELIVERABLE[event].inc()
