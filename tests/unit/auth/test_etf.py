@@ -60,7 +60,7 @@ def test_containers_roundtrip() -> None:
         Atom("signed"): 2**40,
     }
     assert decode(encode(term)) == term
-    big = list(range(300))
+    big: list[etf.Term] = list(range(300))
     assert decode(encode(big)) == big
     long_tuple = tuple(range(300))
     assert decode(encode(long_tuple)) == long_tuple
