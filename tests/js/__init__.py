@@ -1,0 +1,1 @@
+"""Tests that drive the official phoenix npm client under Node."""
