@@ -173,6 +173,27 @@ class Authenticator:
         return Identity(user_id, True, "jwt", claims)
 
 
+def parse_max_age(text: str) -> float | None:
+    """`GATEWAY_PHOENIX_TOKEN_MAX_AGE`: seconds, `infinity`, or `embedded` (None)."""
+    word = text.strip().lower()
+    if word == "embedded":
+        return None
+    if word in ("infinity", "inf"):
+        return math.inf
+    try:
+        value = float(word)
+    except ValueError:
+        raise ConfigError(f"max age {text!r} is not seconds, 'infinity' or 'embedded'") from None
+    if math.isnan(value):
+        raise ConfigError("max age must not be NaN")
+    return value
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """`GATEWAY_JWT_ALGORITHMS`: a comma list such as `HS256,RS256`."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def user_id_from_term(data: etf.Term) -> str | None:
     """A user id from Phoenix.Token data: an integer, a UTF-8 binary, or a map holding one
     under `user_id`, `id` or `sub` (as string or atom keys, first found wins)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from gateway.auth.authenticator import (
     AuthSettings,
     Identity,
     Refusal,
+    parse_algorithms,
+    parse_max_age,
     to_json_like,
     user_id_from_term,
 )
@@ -268,3 +271,18 @@ def test_to_json_like() -> None:
         "[1,2]": "\ufffd",
         "a": ["b"],
     }
+
+
+def test_environment_value_parsers() -> None:
+    assert parse_max_age("embedded") is None
+    assert parse_max_age(" Infinity ") == math.inf
+    assert parse_max_age("0.5") == 0.5
+    for bad in ("soon", "nan"):
+        with pytest.raises(ConfigError):
+            parse_max_age(bad)
+    assert parse_algorithms(" HS256, RS256 ,,") == ("HS256", "RS256")
+    forever = Authenticator(
+        AuthSettings(phoenix_secret_key_base=SECRET_KEY_BASE, phoenix_token_max_age=math.inf),
+        lambda: NOW + 10**9,
+    )
+    assert isinstance(forever.authenticate({"token": phoenix_token(b"u")}, None), Identity)

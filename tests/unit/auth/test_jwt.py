@@ -37,10 +37,11 @@ def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str, alg: str) -> dict[str, Any]:
-    algorithm = (
-        pyjwt.algorithms.RSAAlgorithm if alg.startswith("RS") else pyjwt.algorithms.ECAlgorithm
-    )
-    jwk: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        text = pyjwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())
+    else:
+        text = pyjwt.algorithms.ECAlgorithm.to_jwk(key.public_key())
+    jwk: dict[str, Any] = json.loads(text)
     jwk.update(kid=kid, alg=alg, use="sig")
     return jwk
 
@@ -105,7 +106,7 @@ def test_algorithm_confusion_is_refused(rsa_key: rsa.RSAPrivateKey) -> None:
     assert verifier.verify(token, now=NOW) == Rejected(
         "invalid", "no configured key verifies HS256"
     )
-    unsigned = pyjwt.encode(_claims(), None, algorithm="none")
+    unsigned = pyjwt.encode(_claims(), "", algorithm="none")
     assert _reason(verifier.verify(unsigned, now=NOW)) == "invalid"
 
 
@@ -223,7 +224,8 @@ def test_configuration_errors(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(JwtConfigError, match="JSON"):
         JwtVerifier.from_settings(JwtSettings(jwks_file=str(bad)))
-    for document in ({}, {"keys": "x"}, {"keys": [1]}, {"keys": []}, {"keys": [{"kty": "XX"}]}):
+    documents: list[dict[str, Any]] = [{}, {"keys": "x"}, {"keys": [1]}, {"keys": []}]
+    for document in [*documents, {"keys": [{"kty": "XX"}]}]:
         with pytest.raises(JwtConfigError):
             load_jwks(document)
     assert JwtSettings(secret="s").has_keys
