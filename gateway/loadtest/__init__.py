@@ -1,0 +1,1 @@
+"""Black-box load testing for any Phoenix Channels server: record, import, replay, report."""

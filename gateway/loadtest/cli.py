@@ -1,0 +1,209 @@
+"""The `loadtest` command line: `record`, `import-har`, `replay` and `scenario`.
+
+`add_loadtest_parser(subparsers)` mounts it under any argparse program; `run(args)` executes
+the chosen verb and returns the process exit code (1 when a threshold is broken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS
+
+EXIT_OK = 0
+EXIT_THRESHOLD = 1
+EXIT_USAGE = 2
+
+
+def _common_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True, help="socket endpoint, e.g. ws://127.0.0.1:4000/socket")
+    p.add_argument("--users", type=int, default=10, help="virtual users (default 10)")
+    p.add_argument(
+        "--ramp", type=float, default=0.0, help="users started per second (default 0: all at once)"
+    )
+    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    tokens = p.add_mutually_exclusive_group()
+    tokens.add_argument("--token-template", help="connect param `token` per user, e.g. 'user-{n}'")
+    tokens.add_argument("--token-file", type=Path, help="one token per line, user n gets line n")
+    p.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=10.0,
+        help="seconds before an unanswered push counts as an error (default 10)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=30.0,
+        help="heartbeat interval in seconds, as phoenix.js (default 30)",
+    )
+    p.add_argument("--json", type=Path, help="write the JSON report here")
+    p.add_argument("--chart", type=Path, help="write a PNG chart here")
+    p.add_argument("--max-p99", type=float, help="fail (exit 1) if reply/delivery p99 exceeds MS")
+    p.add_argument(
+        "--max-error-rate",
+        type=float,
+        help="fail (exit 1) if errors per operation exceed this fraction",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `loadtest` and its verbs to an argparse subparsers object."""
+    lt: argparse.ArgumentParser = subparsers.add_parser(
+        "loadtest", help="record, replay and generate load"
+    )
+    verbs = lt.add_subparsers(dest="loadtest_verb", required=True)
+
+    rec = verbs.add_parser("record", help="record sessions through a transparent WebSocket proxy")
+    rec.add_argument("--listen", default="127.0.0.1:4400", help="HOST:PORT to listen on")
+    rec.add_argument(
+        "--upstream",
+        required=True,
+        help="the real socket endpoint, e.g. ws://127.0.0.1:4000/socket",
+    )
+    rec.add_argument("-o", "--output", type=Path, required=True, help="directory for recordings")
+    rec.add_argument("--sample-rate", type=float, default=1.0)
+    rec.add_argument(
+        "--scrub",
+        action="append",
+        default=None,
+        help=f"payload field to scrub (repeatable; default {DEFAULT_SCRUB_FIELDS})",
+    )
+
+    har = verbs.add_parser("import-har", help="convert a Chrome DevTools HAR into recordings")
+    har.add_argument("har", type=Path)
+    har.add_argument("-o", "--output", type=Path, required=True, help="directory for recordings")
+    har.add_argument("--scrub", action="append", default=None)
+
+    rep = verbs.add_parser("replay", help="replay recordings with many virtual users")
+    rep.add_argument("recordings", nargs="+", type=Path, help="recording files or directories")
+    _common_run_flags(rep)
+    rep.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="time scale: 2 = twice as fast, 0 = as fast as possible",
+    )
+    rep.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="seconds to run, looping sessions (default 0: each session once)",
+    )
+
+    sc = verbs.add_parser("scenario", help="run a built-in generated scenario")
+    sc.add_argument("name", choices=["signaling-pairs", "chat-rooms", "broadcast-room", "echo"])
+    _common_run_flags(sc)
+    sc.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
+    sc.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="messages/s per user (0: each waits for the previous reply)",
+    )
+    sc.add_argument("--room-size", type=int, default=10, help="chat-rooms: users per room")
+    sc.add_argument("--topic", default="echo:broadcast-room", help="broadcast-room: the topic")
+    sc.add_argument("--body-bytes", type=int, default=64, help="padding in each message body")
+    sc.add_argument(
+        "--no-replies",
+        action="store_true",
+        help="the server does not reply to these pushes: don't wait for replies",
+    )
+    return lt
+
+
+def run(args: argparse.Namespace) -> int:
+    verb = args.loadtest_verb
+    if verb == "record":
+        from gateway.loadtest.proxy import serve_proxy
+
+        host, _, port = args.listen.rpartition(":")
+        scrub = tuple(args.scrub) if args.scrub else DEFAULT_SCRUB_FIELDS
+        serve_proxy(
+            host or "127.0.0.1",
+            int(port),
+            args.upstream,
+            args.output,
+            sample_rate=args.sample_rate,
+            scrub_fields=scrub,
+        )
+        return EXIT_OK
+    if verb == "import-har":
+        from gateway.loadtest.har import import_har
+
+        scrub = tuple(args.scrub) if args.scrub else DEFAULT_SCRUB_FIELDS
+        written = import_har(args.har, args.output, scrub_fields=scrub)
+        for path in written:
+            print(path)
+        if not written:
+            print(
+                "no WebSocket sessions found (entries whose URL path ends in /websocket)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        return EXIT_OK
+    return _run_fleet(args)
+
+
+def _run_fleet(args: argparse.Namespace) -> int:
+    from gateway.loadtest.fleet import FleetConfig, run_fleet
+    from gateway.loadtest.report import (
+        build_report,
+        progress_line,
+        text_table,
+        write_chart,
+        write_json,
+    )
+    from gateway.loadtest.scenarios import ScenarioOptions
+
+    tokens: list[str] = []
+    if args.token_file is not None:
+        tokens = [t.strip() for t in args.token_file.read_text().splitlines() if t.strip()]
+    cfg = FleetConfig(
+        url=args.url,
+        users=args.users,
+        duration=args.duration,
+        ramp=args.ramp,
+        processes=max(1, args.processes),
+        token_template=args.token_template,
+        tokens=tokens,
+        reply_timeout_s=args.reply_timeout,
+        heartbeat_s=args.heartbeat,
+    )
+    if args.loadtest_verb == "replay":
+        cfg.recordings = [str(p) for p in args.recordings]
+        cfg.speed = args.speed
+    else:
+        cfg.scenario = ScenarioOptions(
+            name=args.name,
+            rate=args.rate,
+            room_size=args.room_size,
+            topic=args.topic,
+            body_bytes=args.body_bytes,
+            expect_replies=not args.no_replies,
+        )
+
+    def progress(tick: int, snaps: Any, elapsed: float) -> None:
+        if not args.quiet:
+            print(progress_line(tick, snaps, elapsed, cfg.users), file=sys.stderr, flush=True)
+
+    result = run_fleet(cfg, progress)
+    report = build_report(result, args.max_p99, args.max_error_rate)
+    print(text_table(report))
+    if args.json is not None:
+        write_json(report, args.json)
+    if args.chart is not None:
+        write_chart(report, args.chart)
+    return EXIT_OK if report.thresholds.passed else EXIT_THRESHOLD
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_loadtest_parser(sub)
+    args = parser.parse_args(argv)
+    return run(args)
