@@ -18,6 +18,7 @@ from gateway.loadtest.user import DeliveryTable, VirtualUser, user_id_of
 from gateway.protocol.jsonenc import encode, normalize
 
 PEER_WAIT_S = 5.0  # how long a user waits for a peer's live id before sending the recorded one
+DRAIN_S = 2.0  # how long a finished session waits for its last replies before closing
 
 
 class GroupCopy:
@@ -157,6 +158,7 @@ class Replayer:
                 continue
             backoff = 0.5
             await self._play_once()
+            await self.user.drain(DRAIN_S)
             if not self.loop or not self._time_left():
                 break
             await self.user.close()

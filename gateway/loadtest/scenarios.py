@@ -23,6 +23,7 @@ from gateway.protocol.jsonenc import encode
 
 NAMES = ("signaling-pairs", "chat-rooms", "broadcast-room", "echo")
 PEER_WAIT_S = 5.0
+DRAIN_S = 2.0  # at the end, how long a user waits for replies still owed before closing
 
 
 class ScenarioOptions(msgspec.Struct):
@@ -287,6 +288,7 @@ async def run_scenario_user(
             continue
         backoff = 0.5
         await fn(user, n, opts, shared, stop_ns)
+        await user.drain(DRAIN_S)
         if user.connected:
             # A scenario ends early only when it cannot go on (join refused): wait out the run
             # connected, as a real client would, instead of reconnecting in a tight loop.

@@ -140,6 +140,15 @@ class VirtualUser:
         self.metrics.counters.disconnects += 1
         self.metrics.error(f"close_{fut.result()}")
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for the replies still owed, so closing does not turn them into
+        losses; the heartbeat in flight does not count."""
+        deadline = time.monotonic() + timeout
+        while self.connected and time.monotonic() < deadline:
+            if all(p.kind == "heartbeat" for p in self._pending.values()):
+                return
+            await asyncio.sleep(0.005)
+
     async def close(self) -> None:
         """Close like `socket.disconnect()` does, and wait for the TCP connection to end."""
         self._closing = True

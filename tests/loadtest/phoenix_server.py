@@ -44,15 +44,20 @@ class Conn:
 
 
 class PhoenixTestServer:
-    def __init__(self, delay: float = 0.0, refuse_joins: bool = False) -> None:
+    def __init__(
+        self, delay: float = 0.0, refuse_joins: bool = False, answer_heartbeats: bool = True
+    ) -> None:
         self.delay = delay
         self.refuse_joins = refuse_joins
+        self.answer_heartbeats = answer_heartbeats
+        self.conns: list[Conn] = []
         self.subscribers: dict[str, set[Conn]] = {}
         self.users: dict[str, Conn] = {}
         self.frames_in = 0
         self.connects = 0
         self.params_seen: list[dict[str, str]] = []
         self.topics_joined: list[str] = []
+        self.signals: list[tuple[str, str, str]] = []  # (event, from user, to user)
         self._anon = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -74,6 +79,10 @@ class PhoenixTestServer:
         return self.url
 
     async def stop(self) -> None:
+        # Close sockets first: runner cleanup would otherwise wait on clients that stay open.
+        for conn in self.conns:
+            if not conn.ws.closed:
+                await conn.ws.close(code=1001)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -89,6 +98,7 @@ class PhoenixTestServer:
         user_id = params.get("token") or f"anon-{next(self._anon)}"
         conn = Conn(ws, serializer, user_id)
         self.users[user_id] = conn
+        self.conns.append(conn)
         writer = asyncio.create_task(conn.writer())
         try:
             async for msg in ws:
@@ -121,6 +131,8 @@ class PhoenixTestServer:
 
     def _dispatch(self, conn: Conn, msg: Any) -> None:
         if msg.topic == "phoenix" and msg.event == "heartbeat":
+            if not self.answer_heartbeats:
+                return
             self._send(conn, conn.serializer.reply(None, msg.ref, "phoenix", "ok", {}))
             return
         if msg.event == "phx_join":
@@ -153,6 +165,7 @@ class PhoenixTestServer:
             return
         if msg.event in SIGNALS:
             body = msgspec.json.decode(payload)
+            self.signals.append((msg.event, conn.user_id, str(body.get("to"))))
             target = self.users.get(str(body.get("to")))
             if target is not None:
                 body["from"] = conn.user_id
