@@ -235,7 +235,9 @@ V1 = V1Serializer()
 V2 = V2Serializer()
 SERIALIZERS: tuple[Serializer, ...] = (V1, V2)
 
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
 
 
 def select_serializer(vsn: str | None) -> Serializer | None:

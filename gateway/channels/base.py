@@ -1,0 +1,115 @@
+"""The Channel contract: what an application channel implements, and what it may call.
+
+Mirrors Phoenix.Channel: `join`, `handle_in`, `handle_out` for intercepted broadcasts,
+`handle_info`, `terminate`. Each joined channel runs in its own task (see
+`runtime/channel_process.py`), so a channel never needs a lock and a crash ends only its topic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+from gateway.protocol import jsonenc
+from gateway.protocol.messages import Payload
+
+if TYPE_CHECKING:
+    from gateway.runtime.channel_process import ChannelProcess
+    from gateway.runtime.connection import SocketInfo
+    from gateway.services import Services
+
+
+class Reply(msgspec.Struct, frozen=True, gc=False):
+    """A reply to a push or a join: `{status, response}` on the wire."""
+
+    status: str
+    response: Any = msgspec.field(default_factory=dict)
+
+
+class Stop(msgspec.Struct, frozen=True, gc=False):
+    """Returned by `handle_in` to end the channel: phx_close follows (after `reply`, if any)."""
+
+    reason: str = "normal"
+    reply: Reply | None = None
+
+
+def ok(response: Any = None) -> Reply:
+    return Reply("ok", {} if response is None else response)
+
+
+def error(response: Any) -> Reply:
+    return Reply("error", response)
+
+
+def decode_payload(payload: Payload) -> Any:
+    """A JSON payload as Python values; binary payloads stay bytes."""
+    if isinstance(payload, bytes):
+        return payload
+    return jsonenc.decode(payload)
+
+
+class Channel:
+    """Base class of every channel. Override the callbacks; call the helpers."""
+
+    #: Events whose broadcasts pass through `handle_out` instead of the fastlane.
+    intercepts: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, process: ChannelProcess) -> None:
+        self._process = process
+        self.topic: str = process.topic
+
+    # -- context ----------------------------------------------------------------------------
+    @property
+    def socket(self) -> SocketInfo:
+        return self._process.conn.info
+
+    @property
+    def services(self) -> Services:
+        return self._process.conn.services
+
+    # -- callbacks --------------------------------------------------------------------------
+    async def join(self, payload: Payload) -> Reply:
+        """Accept (`ok(...)`) or refuse (`error({"reason": ...})`) the join."""
+        return ok()
+
+    async def after_join(self) -> None:
+        """Runs right after the join reply went out (Phoenix's `send(self(), :after_join)`)."""
+
+    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply | Stop | None:
+        """A client push. Return a reply, nothing (no reply), or `Stop`."""
+        return None
+
+    async def handle_out(self, event: str, payload: Any) -> None:
+        """An intercepted broadcast; push it on, changed or not, or drop it."""
+        self.push(event, payload)
+
+    async def handle_info(self, message: Any) -> None:
+        """A message sent to this channel with `ChannelProcess.send_info`."""
+
+    async def terminate(self, reason: str) -> None:
+        """The channel is ending: left, closed, duplicate_join, disconnected, shutdown."""
+
+    # -- helpers ----------------------------------------------------------------------------
+    def push(self, event: str, payload: Any) -> None:
+        """Send to this client only, with this channel's join_ref and a null ref."""
+        self._process.push(event, payload)
+
+    def reply(self, ref: Any, reply: Reply) -> None:
+        """Reply later (or again) to the push whose ref is `ref`."""
+        self._process.reply(ref, reply.status, reply.response)
+
+    def broadcast(self, event: str, payload: Any) -> int:
+        """To every subscriber of this topic, this client included."""
+        return self.services.pubsub.broadcast(self.topic, event, payload)
+
+    def broadcast_from(self, event: str, payload: Any) -> int:
+        """To every subscriber of this topic except this channel."""
+        return self.services.pubsub.broadcast(self.topic, event, payload, exclude=self._process)
+
+    def subscribe(self, key: str) -> None:
+        """Receive broadcasts on a further key (they arrive with this channel's topic)."""
+        self._process.subscribe_extra(key)
+
+    def send_info(self, message: Any) -> None:
+        self._process.send_info(message)

@@ -1,0 +1,33 @@
+"""The built-in `echo:*` channel: every push is answered with its own payload.
+
+Load testers and health probes use it to measure round trips. JSON payloads come back
+re-encoded as Phoenix would (compact, keys sorted); binary payloads come back as a kind 1
+binary reply. The event `broadcast` sends its payload to everyone on the topic instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.channels.base import Channel, Reply, ok
+from gateway.protocol import jsonenc
+from gateway.protocol.messages import Payload
+
+BROADCAST = "broadcast"
+_EMPTY_OK = ok()
+
+
+class EchoChannel(Channel):
+    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+        if isinstance(payload, bytes):
+            if event == BROADCAST:
+                self.broadcast(BROADCAST, payload)
+                return _EMPTY_OK
+            return Reply("ok", payload)
+        body = msgspec.Raw(jsonenc.normalize(payload))
+        if event == BROADCAST:
+            self.broadcast(BROADCAST, body)
+            return _EMPTY_OK
+        return Reply("ok", body)

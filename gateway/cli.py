@@ -1,0 +1,119 @@
+"""`python -m gateway serve | loadtest …`: flags generated from the Settings fields."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.app import build_app, build_services
+from gateway.config import OPTION_HELP, Settings, env_name, field_types, flag_name, load_settings
+from gateway.errors import ConfigError
+
+log = structlog.get_logger("gateway")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for name, typ in field_types().items():
+        default = getattr(defaults, name)
+        help_text = f"{OPTION_HELP.get(name, '')} (env {env_name(name)}; default {default!r})"
+        if typ is bool:
+            parser.add_argument(
+                flag_name(name),
+                dest=name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(flag_name(name), dest=name, default=None, type=typ, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    add_settings_arguments(serve)
+    try:
+        from gateway.loadtest.cli import add_loadtest_parser
+    except ImportError:
+        pass
+    else:
+        add_loadtest_parser(sub)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in field_types() if getattr(args, name, None) is not None
+    }
+    return load_settings(overrides)
+
+
+def configure_logging(settings: Settings) -> None:
+    from gateway.observability import logsetup
+
+    logsetup.configure(settings.log_format, settings.log_level)
+
+
+async def serve(settings: Settings) -> int:
+    services = build_services(settings)
+    app = build_app(settings, services)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_port=settings.workers > 1, backlog=4096
+    )
+    await site.start()
+    if settings.trust_token_as_user_id:
+        log.warning("the token connect param is taken as the user id: development only")
+    log.info(
+        "listening",
+        url=f"http://{settings.host}:{settings.port}{settings.socket_path}",
+        node=settings.node,
+        redis=bool(settings.redis_url),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    left = await services.hub.drain(
+        settings.drain_grace_s, settings.drain_batch, settings.drain_interval_ms / 1000
+    )
+    await runner.cleanup()
+    log.info("stopped", connections_left=left)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        try:
+            settings = settings_from_args(args)
+        except ConfigError as exc:
+            parser.error(str(exc))
+        configure_logging(settings)
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+        return asyncio.run(serve(settings))
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Settings: one msgspec Struct, filled from defaults, `GATEWAY_*` environment and CLI flags.
+
+Every field is an option: `--field-name` on the command line and `GATEWAY_FIELD_NAME` in the
+environment (flags win). `OPTION_HELP` documents each one; `docs/configuration.md` is generated
+from the same table.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from gateway.errors import ConfigError
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything the gateway can be told at start."""
+
+    # Listening and transports
+    host: str = "127.0.0.1"
+    port: int = 4000
+    socket_path: str = "/socket"
+    websocket: bool = True
+    longpoll: bool = True
+    check_origin: str = "false"
+    max_frame_bytes: int = 10_000_000
+    idle_timeout_ms: int = 60_000
+    max_channels: int = 100
+    outbound_limit_bytes: int = 8_000_000
+    max_connections: int = 100_000
+    max_connections_per_ip: int = 10_000
+    socket_id_template: str = "users_socket:{user_id}"
+    # Long-poll
+    longpoll_window_ms: int = 10_000
+    longpoll_max_body_bytes: int = 8_000_000
+    # Built-in channels and pages
+    echo: bool = True
+    demo: bool = True
+    # Identity and auth
+    allow_anonymous: bool = True
+    trust_token_as_user_id: bool = False
+    phoenix_secret_key_base: str = ""
+    phoenix_token_salt: str = "user socket"
+    phoenix_token_max_age: float = 86_400.0
+    jwt_algorithms: str = "HS256,RS256,ES256"
+    jwt_secret: str = ""
+    jwt_public_key_file: str = ""
+    jwt_jwks_file: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_user_claim: str = "sub"
+    jwt_leeway: float = 0.0
+    signaling_requires_auth: bool = False
+    admin_token: str = ""
+    # Rate limits (per second, burst)
+    rate_limits: bool = True
+    rate_signaling: float = 5.0
+    burst_signaling: int = 10
+    rate_chat: float = 5.0
+    burst_chat: int = 5
+    rate_join: float = 10.0
+    burst_join: int = 10
+    rate_connect: float = 20.0
+    burst_connect: int = 20
+    rate_other: float = 20.0
+    burst_other: int = 40
+    # Rooms
+    room_max_members: int = 50
+    room_grace_ms: int = 15_000
+    room_grace_queue: int = 100
+    room_max_payload_bytes: int = 131_072
+    presence_coalesce_ms: int = 50
+    session_retention_s: int = 86_400
+    # Scale-out
+    redis_url: str = ""
+    redis_cluster: bool = False
+    node_id: str = ""
+    workers: int = 1
+    presence_ttl_s: float = 30.0
+    # Operations
+    drain_grace_s: float = 30.0
+    drain_batch: int = 1_000
+    drain_interval_ms: int = 200
+    metrics_port: int = 0
+    log_format: str = "console"
+    log_level: str = "info"
+    record_dir: str = ""
+    record_sample_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
+            raise ConfigError("socket_path must start with / and not end with /")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if self.workers > 1 and not self.redis_url:
+            raise ConfigError(
+                "--workers above 1 needs --redis-url: processes share rooms through Redis"
+            )
+        if self.log_format not in ("console", "json"):
+            raise ConfigError("log_format is console or json")
+
+    @property
+    def node(self) -> str:
+        return self.node_id or _NODE_ID
+
+
+_NODE_ID = uuid.uuid4().hex[:12]
+
+OPTION_HELP: dict[str, str] = {
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "socket_path": "mount path of the socket; transports live at PATH/websocket and PATH/longpoll",
+    "websocket": "serve the WebSocket transport",
+    "longpoll": "serve the long-poll transport",
+    "check_origin": "origin policy: false, true (same host), conn (same scheme/host/port) or a comma list like //example.com,https://*.example.org",
+    "max_frame_bytes": "largest incoming WebSocket frame; larger closes with 1009",
+    "idle_timeout_ms": "close a WebSocket after this long without any frame from the client",
+    "max_channels": "channels one connection may join",
+    "outbound_limit_bytes": "unsent bytes a connection may hold before it is dropped as a slow consumer",
+    "max_connections": "connections this process accepts in total; more get HTTP 503",
+    "max_connections_per_ip": "connections one client address may hold; more get HTTP 503",
+    "socket_id_template": "socket id of a connection, whose 'disconnect' broadcast closes it",
+    "longpoll_window_ms": "how long a long-poll GET is held waiting for messages",
+    "longpoll_max_body_bytes": "largest long-poll POST body; larger gets HTTP 400",
+    "echo": "serve the built-in echo:* channel",
+    "demo": "serve the /demo page",
+    "allow_anonymous": "accept connections without a token (they get a generated user id)",
+    "trust_token_as_user_id": "take the token connect param as the user id (development and load tests only)",
+    "phoenix_secret_key_base": "secret_key_base of the Phoenix app whose Phoenix.Token tokens are accepted",
+    "phoenix_token_salt": "salt the Phoenix app signs socket tokens with",
+    "phoenix_token_max_age": "maximum token age in seconds",
+    "jwt_algorithms": "JWT algorithms accepted",
+    "jwt_secret": "shared secret for HS256 JWTs",
+    "jwt_public_key_file": "PEM public key for RS256/ES256 JWTs",
+    "jwt_jwks_file": "JWKS file with the JWT public keys",
+    "jwt_issuer": "required JWT iss",
+    "jwt_audience": "required JWT aud",
+    "jwt_user_claim": "JWT claim holding the user id",
+    "jwt_leeway": "clock leeway in seconds for exp/nbf",
+    "signaling_requires_auth": "only authenticated users may send signaling events",
+    "admin_token": "bearer token for the /api admin endpoints (empty: endpoints disabled)",
+    "rate_limits": "enforce the per-user rate limits",
+    "rate_signaling": "signaling events per second per user",
+    "burst_signaling": "signaling burst",
+    "rate_chat": "chat messages per second per user",
+    "burst_chat": "chat burst",
+    "rate_join": "joins per second per connection",
+    "burst_join": "join burst",
+    "rate_connect": "connects per second per client address",
+    "burst_connect": "connect burst",
+    "rate_other": "other pushes per second per user",
+    "burst_other": "other pushes burst",
+    "room_max_members": "members one room holds",
+    "room_grace_ms": "how long a dropped member stays addressable",
+    "room_grace_queue": "messages queued for one dropped member",
+    "room_max_payload_bytes": "largest room event payload",
+    "presence_coalesce_ms": "window presence diffs are merged over (0: send each at once)",
+    "session_retention_s": "how long a room's signaling session is kept after it empties",
+    "redis_url": "Redis URL; set it to share rooms across processes and hosts",
+    "redis_cluster": "treat redis_url as a Redis Cluster (sharded pub/sub)",
+    "node_id": "this node's id (default: generated)",
+    "workers": "worker processes sharing the port (SO_REUSEPORT); above 1 needs redis_url",
+    "presence_ttl_s": "presence entries of a node that stops refreshing them expire after this long",
+    "drain_grace_s": "longest a graceful drain may take",
+    "drain_batch": "connections closed per drain step",
+    "drain_interval_ms": "pause between drain steps",
+    "metrics_port": "serve /metrics on this port too (0: only on the main port)",
+    "log_format": "console or json",
+    "log_level": "debug, info, warning or error",
+    "record_dir": "write sampled sessions as load-test recordings into this directory",
+    "record_sample_rate": "share of connections recorded (0..1)",
+}
+
+
+def env_name(field: str) -> str:
+    return "GATEWAY_" + field.upper()
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def field_types() -> dict[str, type]:
+    return {f.name: f.type for f in msgspec.structs.fields(Settings)}  # type: ignore[misc]
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {text!r}")
+
+
+def _convert(field: str, typ: Any, text: str) -> Any:
+    try:
+        if typ is bool or typ == "bool":
+            return parse_bool(text)
+        if typ is int or typ == "int":
+            return int(text)
+        if typ is float or typ == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{field}: not a number: {text!r}") from None
+    return text
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then `GATEWAY_*` variables, then explicit overrides (already typed or text)."""
+    env = os.environ if environ is None else environ
+    types = field_types()
+    values: dict[str, Any] = {}
+    for name, typ in types.items():
+        raw = env.get(env_name(name))
+        if raw is not None:
+            values[name] = _convert(name, typ, raw)
+    for name, value in (overrides or {}).items():
+        if name not in types:
+            raise ConfigError(f"unknown option {name}")
+        if value is None:
+            continue
+        values[name] = _convert(name, types[name], value) if isinstance(value, str) else value
+    try:
+        return msgspec.convert(values, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc)) from None

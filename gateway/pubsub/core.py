@@ -1,0 +1,153 @@
+"""Local pub/sub with fastlane: subscribers by key, broadcasts encoded once per serializer.
+
+A broadcast walks the key's subscribers once. Events a subscriber intercepts go to its own
+`handle_out`; every other subscriber gets the same pre-encoded frame (reference section 4.4).
+The adapter carries the broadcast to other nodes, which dispatch it the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from gateway.protocol import jsonenc
+from gateway.protocol.messages import Frame
+from gateway.protocol.serializers import Serializer
+from gateway.pubsub.adapter import Envelope, LocalAdapter, PubSubAdapter
+
+
+class Subscriber(Protocol):
+    """Something that receives broadcasts: a joined channel, or a connection's socket id."""
+
+    sub_id: str
+
+    def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
+        """Take one broadcast; use `frames` to share the encoded frame with other subscribers."""
+
+
+class FrameCache:
+    """The broadcast frame of one message, encoded at most once per serializer."""
+
+    __slots__ = ("_frames", "event", "payload", "topic")
+
+    def __init__(self, topic: str, event: str, payload: Any) -> None:
+        self.topic = topic
+        self.event = event
+        self.payload = payload
+        self._frames: dict[int, Frame] = {}
+
+    def get(self, serializer: Serializer) -> Frame:
+        key = id(serializer)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = serializer.broadcast(self.topic, self.event, self.payload)
+            self._frames[key] = frame
+        return frame
+
+
+class PubSub:
+    """Topic registry of this node plus the adapter to the others."""
+
+    def __init__(self, node: str, adapter: PubSubAdapter | None = None) -> None:
+        self.node = node
+        self.adapter: PubSubAdapter = adapter or LocalAdapter()
+        # With one node there is nobody to publish to: skip encoding envelopes.
+        self._crosses = not isinstance(self.adapter, LocalAdapter)
+        self._subs: dict[str, dict[Subscriber, None]] = {}
+
+    async def start(self) -> None:
+        await self.adapter.start(self._remote)
+
+    async def stop(self) -> None:
+        await self.adapter.stop()
+
+    def subscribe(self, key: str, sub: Subscriber) -> None:
+        subs = self._subs.get(key)
+        if subs is None:
+            subs = self._subs[key] = {}
+            self.adapter.subscribe(key)
+        subs[sub] = None
+
+    def unsubscribe(self, key: str, sub: Subscriber) -> None:
+        subs = self._subs.get(key)
+        if subs is None:
+            return
+        subs.pop(sub, None)
+        if not subs:
+            del self._subs[key]
+            self.adapter.unsubscribe(key)
+
+    def subscribers(self, key: str) -> int:
+        subs = self._subs.get(key)
+        return len(subs) if subs else 0
+
+    def topics(self) -> int:
+        return len(self._subs)
+
+    def broadcast(
+        self,
+        key: str,
+        event: str,
+        payload: Any,
+        *,
+        topic: str | None = None,
+        exclude: Subscriber | None = None,
+    ) -> int:
+        """Deliver to every subscriber of `key` on every node; returns local deliveries.
+
+        `payload` is a JSON value, `msgspec.Raw` (already encoded) or `bytes` (binary).
+        `topic` is what the frame says, when the key is private (a user's inbox in a room).
+        """
+        wire_topic = key if topic is None else topic
+        count = self.dispatch(key, wire_topic, event, payload, exclude)
+        if not self._crosses:
+            return count
+        binary = isinstance(payload, bytes)
+        body = payload if binary else jsonenc.encode(payload)
+        self.adapter.publish(
+            Envelope(
+                self.node,
+                key,
+                wire_topic,
+                event,
+                body,
+                binary,
+                exclude.sub_id if exclude is not None else None,
+            )
+        )
+        return count
+
+    def local_broadcast(
+        self, key: str, event: str, payload: Any, *, topic: str | None = None
+    ) -> int:
+        """Deliver to this node's subscribers only."""
+        return self.dispatch(key, key if topic is None else topic, event, payload, None)
+
+    def dispatch(
+        self,
+        key: str,
+        topic: str,
+        event: str,
+        payload: Any,
+        exclude: Subscriber | None,
+        exclude_id: str | None = None,
+    ) -> int:
+        subs = self._subs.get(key)
+        if not subs:
+            return 0
+        frames = FrameCache(topic, event, payload)
+        count = 0
+        # A copy: a delivery may unsubscribe (a slow consumer being dropped).
+        for sub in tuple(subs):
+            if sub is exclude or (exclude_id is not None and sub.sub_id == exclude_id):
+                continue
+            sub.deliver(topic, event, payload, frames)
+            count += 1
+        return count
+
+    def _remote(self, env: Envelope) -> None:
+        if env.node == self.node:
+            return
+        payload: Any = env.payload if env.binary else msgspec.Raw(env.payload)
+        self.dispatch(env.key, env.topic, env.event, payload, None, env.exclude)

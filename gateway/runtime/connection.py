@@ -1,0 +1,184 @@
+"""One client connection, whatever its transport: decodes frames, routes them, owns channels.
+
+The transport hands it raw frames and a `Sink` to write to. Routing decisions come from the
+pure `SocketState`; this class only carries them out. A malformed frame ends the connection
+with close 1011, as Phoenix does, and touches nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from gateway.errors import CLOSE_GOING_AWAY, ClientError
+from gateway.protocol.messages import Frame, Message
+from gateway.protocol.serializers import Serializer
+from gateway.protocol.socket_state import Action, SocketState
+from gateway.pubsub.core import FrameCache
+from gateway.runtime.channel_process import ChannelProcess
+from gateway.runtime.sink import Sink
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = structlog.get_logger("gateway.connection")
+_ids = itertools.count(1)
+
+DISCONNECT = "disconnect"
+
+
+class SocketInfo(msgspec.Struct, kw_only=True):
+    """What channels may know about their socket: Phoenix's `socket.assigns` and friends."""
+
+    conn_id: str
+    user_id: str
+    authenticated: bool
+    transport: str
+    serializer_vsn: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    peer: str = ""
+    socket_id: str | None = None
+    claims: dict[str, Any] = msgspec.field(default_factory=dict)
+    assigns: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Connection:
+    """Socket state plus its channel processes."""
+
+    __slots__ = (
+        "__weakref__",
+        "channels",
+        "closed",
+        "id",
+        "info",
+        "serializer",
+        "services",
+        "sink",
+        "state",
+        "sub_id",
+    )
+
+    def __init__(
+        self,
+        services: Services,
+        sink: Sink,
+        serializer: Serializer,
+        info: SocketInfo,
+    ) -> None:
+        self.services = services
+        self.sink = sink
+        self.serializer = serializer
+        self.info = info
+        self.id = info.conn_id
+        self.sub_id = info.conn_id
+        self.state = SocketState(services.settings.max_channels)
+        self.channels: dict[str, ChannelProcess] = {}
+        self.closed = False
+
+    @staticmethod
+    def new_id(node: str) -> str:
+        return f"{node}-{next(_ids)}"
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def opened(self) -> None:
+        self.services.hub.add(self)
+        if self.info.socket_id:
+            self.services.pubsub.subscribe(self.info.socket_id, self)
+
+    def shutdown(self, reason: str) -> None:
+        """The transport ended: stop every channel without a frame (section 3.8)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.info.socket_id:
+            self.services.pubsub.unsubscribe(self.info.socket_id, self)
+        for process in list(self.channels.values()):
+            process.stop(reason)
+        self.services.hub.remove(self)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close the transport with `code`, then stop the channels."""
+        self.sink.close(code, reason)
+        self.shutdown(reason or "closed")
+
+    # -- inbound ----------------------------------------------------------------------------
+    def receive_text(self, data: bytes | str) -> None:
+        try:
+            msg = self.serializer.decode_text(data)
+        except ClientError as exc:
+            self._malformed(exc)
+            return
+        self.handle(msg)
+
+    def receive_binary(self, data: bytes) -> None:
+        try:
+            msg = self.serializer.decode_binary(data)
+        except ClientError as exc:
+            self._malformed(exc)
+            return
+        self.handle(msg)
+
+    def _malformed(self, exc: ClientError) -> None:
+        log.info("malformed frame", conn_id=self.id, user_id=self.info.user_id, error=str(exc))
+        self.close(exc.close_code, "malformed frame")
+
+    def handle(self, msg: Message) -> None:
+        if self.closed:
+            return
+        services = self.services
+        decision = self.state.decide(msg, services.router.match(msg.topic) is not None)
+        action = decision.action
+        if action is Action.DELIVER:
+            refusal = services.admit_push(self, msg)
+            if refusal is not None:
+                self.reply(self.state.channels[msg.topic], msg.ref, msg.topic, "error", refusal)
+                return
+            self.channels[msg.topic].put(msg)
+        elif action is Action.HEARTBEAT:
+            self.reply(None, msg.ref, msg.topic, "ok", {})
+        elif action is Action.JOIN or action is Action.REJOIN:
+            refusal = services.admit_join(self, msg)
+            if refusal is not None:
+                self.reply(msg.join_ref, msg.ref, msg.topic, "error", refusal)
+                return
+            self._join(msg)
+        elif action is Action.REPLY:
+            self.reply(decision.join_ref, msg.ref, msg.topic, decision.status, decision.response)
+        # Action.DROP: a stale join_ref gets nothing at all (section 3.4).
+
+    def _join(self, msg: Message) -> None:
+        channel_cls = self.services.router.match(msg.topic)
+        if channel_cls is None:  # a rejoin whose route was removed cannot happen; be safe
+            return
+        previous = self.channels.get(msg.topic)
+        if previous is not None:
+            previous.stop("duplicate_join")
+        process = ChannelProcess(self, msg.topic, msg.join_ref, channel_cls)
+        self.channels[msg.topic] = process
+        self.state.joined(msg.topic, msg.join_ref)
+        process.start(msg, previous)
+
+    def channel_ended(self, process: ChannelProcess) -> None:
+        if self.channels.get(process.topic) is process:
+            del self.channels[process.topic]
+            self.state.remove(process.topic, process.join_ref)
+
+    def owns(self, process: ChannelProcess) -> bool:
+        return self.channels.get(process.topic) is process
+
+    # -- outbound ---------------------------------------------------------------------------
+    def send(self, frame: Frame) -> None:
+        if not self.closed:
+            self.sink.send(frame)
+
+    def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> None:
+        self.send(self.serializer.reply(join_ref, ref, topic, status, response))
+
+    # -- the socket id subscription (reference section 4.1) ---------------------------------
+    def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
+        if event == DISCONNECT:
+            log.info("disconnect broadcast", conn_id=self.id, user_id=self.info.user_id)
+            self.close(CLOSE_GOING_AWAY, "disconnected")

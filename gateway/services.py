@@ -1,0 +1,105 @@
+"""The node's shared parts, handed to every connection and channel (built by `app.py`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from gateway.channels.router import Router
+from gateway.config import Settings
+from gateway.errors import CLOSE_POLICY, RATE_LIMITED
+from gateway.protocol.messages import Message
+from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
+from gateway.pubsub.core import PubSub
+from gateway.runtime.hub import Hub
+
+if TYPE_CHECKING:
+    from gateway.runtime.connection import Connection
+
+log = structlog.get_logger("gateway.limits")
+
+SIGNALING_EVENTS = frozenset({"offer", "answer", "ice-candidate", "ready"})
+CHAT_EVENTS = frozenset({"new_msg"})
+RATE_LIMITED_REPLY = {"reason": RATE_LIMITED}
+
+
+def event_class(topic: str, event: str) -> str:
+    """The rate-limit class of a push; `echo` has no bucket unless configured."""
+    if event in SIGNALING_EVENTS:
+        return "signaling"
+    if event in CHAT_EVENTS:
+        return "chat"
+    if topic.startswith("echo:"):
+        return "echo"
+    return "other"
+
+
+def limiter_specs(s: Settings) -> dict[str, BucketSpec]:
+    return {
+        "signaling": BucketSpec(s.rate_signaling, s.burst_signaling),
+        "chat": BucketSpec(s.rate_chat, s.burst_chat),
+        "join": BucketSpec(s.rate_join, s.burst_join),
+        "connect": BucketSpec(s.rate_connect, s.burst_connect),
+        "other": BucketSpec(s.rate_other, s.burst_other),
+    }
+
+
+class Services:
+    """Settings, pub/sub, routing, connections and limits of one node."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pubsub: PubSub,
+        router: Router,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.pubsub = pubsub
+        self.router = router
+        self.clock = clock
+        self.hub = Hub()
+        self.limiter = RateLimiter(limiter_specs(settings), clock)
+        self.limits_on = settings.rate_limits
+        self._floods: dict[str, FloodTracker] = {}
+        # Filled by the composition root when those features are on.
+        self.extras: dict[str, Any] = {}
+
+    # -- admission of pushes and joins ------------------------------------------------------
+    def admit_push(self, conn: Connection, msg: Message) -> dict[str, str] | None:
+        """None to let the push through, or the error response of a refusal."""
+        if not self.limits_on:
+            return None
+        if self.limiter.allow(conn.info.user_id, event_class(msg.topic, msg.event)):
+            return None
+        return self._refused(conn, event_class(msg.topic, msg.event))
+
+    def admit_join(self, conn: Connection, msg: Message) -> dict[str, str] | None:
+        if not self.limits_on or self.limiter.allow(conn.id, "join"):
+            return None
+        return self._refused(conn, "join")
+
+    def admit_connect(self, peer: str) -> bool:
+        return not self.limits_on or self.limiter.allow(peer, "connect")
+
+    def _refused(self, conn: Connection, klass: str) -> dict[str, str]:
+        tracker = self._floods.get(conn.id)
+        if tracker is None:
+            tracker = self._floods[conn.id] = FloodTracker()
+        if tracker.refused(self.clock()):
+            log.warning(
+                "flood: closing connection",
+                conn_id=conn.id,
+                user_id=conn.info.user_id,
+                event_class=klass,
+                refusals=tracker.refusals,
+            )
+            conn.close(CLOSE_POLICY, "rate limit exceeded")
+        return RATE_LIMITED_REPLY
+
+    def forget(self, conn: Connection) -> None:
+        self._floods.pop(conn.id, None)
+        self.limiter.forget(conn.id)

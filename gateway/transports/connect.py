@@ -1,0 +1,117 @@
+"""The connect step shared by both transports: origin, vsn, limits and identity.
+
+Returns the socket's `SocketInfo` and serializer, or raises `ConnectRefused` with the HTTP
+status Phoenix answers (403 for origin, vsn and auth; 429 for connect floods; 503 when the
+node is full or draining).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from gateway.protocol.serializers import Serializer, select_serializer
+from gateway.runtime.connection import Connection, SocketInfo
+from gateway.transports.params import parse_query
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = structlog.get_logger("gateway.connect")
+
+BEARER_PREFIX = "base64url.bearer.phx."
+
+
+class ConnectRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def split_subprotocols(header: str | None) -> tuple[str | None, list[str]]:
+    """The phoenix.js authToken and the remaining offered subprotocols (section 1.6)."""
+    if not header:
+        return None, []
+    entries = [p.strip() for p in header.split(",") if p.strip()]
+    bearers = [p for p in entries if p.startswith(BEARER_PREFIX)]
+    token: str | None = None
+    if len(bearers) == 1:
+        encoded = bearers[0][len(BEARER_PREFIX) :]
+        try:
+            token = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            token = None
+        entries.remove(bearers[0])
+    return token, entries
+
+
+def connect_socket(
+    services: Services, request: web.Request, auth_token: str | None, transport: str
+) -> tuple[SocketInfo, Serializer]:
+    settings = services.settings
+    peer = request.remote or ""
+    hub = services.hub
+    if hub.draining:
+        raise ConnectRefused(503, "draining")
+    if len(hub) >= settings.max_connections or hub.per_ip[peer] >= settings.max_connections_per_ip:
+        log.warning("refused: capacity", peer=peer, connections=len(hub))
+        raise ConnectRefused(503, "capacity")
+    if not services.admit_connect(peer):
+        log.info("refused: connect rate", peer=peer)
+        raise ConnectRefused(429, "rate_limited")
+    origin_check = services.extras.get("origin_check")
+    if origin_check is not None and not origin_check(request):
+        log.info("refused: origin", origin=request.headers.get("Origin"))
+        raise ConnectRefused(403, "origin")
+    params = parse_query(request.query_string)
+    vsn = params.get("vsn")
+    # No vsn means 1.0.0; a vsn that is not a plain string is refused (since 1.8.6).
+    serializer = (
+        select_serializer(None)
+        if "vsn" not in params
+        else select_serializer(vsn)
+        if isinstance(vsn, str)
+        else None
+    )
+    if serializer is None:
+        log.info(
+            "refused: the client's requested transport version does not match",
+            vsn=str(vsn),
+        )
+        raise ConnectRefused(403, "vsn")
+    authenticate = services.extras.get("authenticate")
+    if authenticate is not None:
+        user_id, authenticated, claims = authenticate(params, auth_token)
+    else:
+        user_id, authenticated, claims = _default_identity(services, params)
+    conn_id = Connection.new_id(settings.node)
+    info = SocketInfo(
+        conn_id=conn_id,
+        user_id=user_id,
+        authenticated=authenticated,
+        transport=transport,
+        serializer_vsn=serializer.vsn,
+        params=params,
+        peer=peer,
+        socket_id=settings.socket_id_template.format(user_id=user_id) if user_id else None,
+        claims=claims,
+    )
+    log.debug(
+        "connected", conn_id=conn_id, user_id=user_id, transport=transport, vsn=serializer.vsn
+    )
+    return info, serializer
+
+
+def _default_identity(
+    services: Services, params: dict[str, object]
+) -> tuple[str, bool, dict[str, object]]:
+    token = params.get("token")
+    if services.settings.trust_token_as_user_id and isinstance(token, str) and token:
+        return token, True, {}
+    return str(uuid.uuid4()), False, {}

@@ -1,0 +1,168 @@
+"""`/socket/websocket`: the upgrade checks, then frames in and out of one `Connection`.
+
+Order of checks before the upgrade follows Phoenix (reference section 1.4): method, origin,
+auth token from `Sec-WebSocket-Protocol`, subprotocols, vsn and connect; a refusal is an HTTP
+status with an empty body. After the upgrade nothing is sent until the client speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from gateway.errors import CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
+from gateway.protocol.messages import Frame
+from gateway.runtime.connection import Connection
+from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = structlog.get_logger("gateway.websocket")
+
+
+def ws_frame(frame: Frame) -> bytes:
+    """The unmasked server-to-client WebSocket framing of a frame (RFC 6455 section 5.2)."""
+    data = frame.data
+    first = 0x81 if frame.text else 0x82
+    n = len(data)
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 65536:
+        header = bytes((first, 126, n >> 8, n & 0xFF))
+    else:
+        header = bytes((first, 127)) + n.to_bytes(8, "big")
+    return header + data
+
+
+class WebSocketSink:
+    """Writes frames straight to the transport; the transport buffer is the outbound queue.
+
+    Writing synchronously lets a broadcast hand the same framed bytes to every subscriber
+    without a task per write. A client whose unsent bytes pass the limit is a slow consumer:
+    it is closed with 1013 instead of being allowed to grow memory.
+    """
+
+    transport = "websocket"
+    __slots__ = ("_closed", "_conn", "_limit", "_transport", "_ws", "closing")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int):
+        self._ws = ws
+        self._transport = transport
+        self._limit = limit
+        self._closed = False
+        self._conn: Connection | None = None
+        self.closing: asyncio.Task[bool] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, frame: Frame) -> None:
+        if self._closed:
+            return
+        data = frame.ws
+        if data is None:
+            data = frame.ws = ws_frame(frame)
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > self._limit:
+            log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
+            self.close(CLOSE_TRY_AGAIN, "slow consumer")
+            # The close frame sits behind the backlog; do not wait for a reader who is not reading.
+            asyncio.get_running_loop().call_later(1.0, transport.abort)
+
+    def close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.closing = asyncio.get_running_loop().create_task(
+            self._ws.close(code=code, message=reason.encode())
+        )
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    services: Services = request.app["services"]
+    settings = services.settings
+    if request.method != "GET":
+        return web.Response(status=400)
+    header = request.headers.get("Sec-WebSocket-Protocol")
+    auth_token, offered = split_subprotocols(header)
+    try:
+        conn_info, serializer = connect_socket(services, request, auth_token, "websocket")
+    except ConnectRefused as refusal:
+        return web.Response(status=refusal.status)
+    if offered and "phoenix" not in offered:
+        log.info("refused: subprotocols", offered=offered)
+        return web.Response(status=403)
+    ws = web.WebSocketResponse(
+        protocols=("phoenix",) if offered else (),
+        compress=False,
+        max_msg_size=settings.max_frame_bytes,
+        autoping=False,
+        timeout=5.0,
+    )
+    if not ws.can_prepare(request).ok:
+        return web.Response(
+            status=400,
+            text="'connection' header must contain 'upgrade' and 'upgrade' must be 'websocket'",
+        )
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    sink = WebSocketSink(ws, transport, settings.outbound_limit_bytes)  # type: ignore[arg-type]
+    conn = Connection(services, sink, serializer, conn_info)
+    sink._conn = conn
+    conn.opened()
+    await _serve(ws, sink, conn, settings.idle_timeout_ms / 1000)
+    return ws
+
+
+async def _serve(
+    ws: web.WebSocketResponse, sink: WebSocketSink, conn: Connection, idle_s: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    last_seen = time.monotonic()
+    timer: asyncio.TimerHandle | None = None
+
+    def check_idle() -> None:
+        nonlocal timer
+        remaining = last_seen + idle_s - time.monotonic()
+        if remaining > 0:
+            timer = loop.call_later(remaining, check_idle)
+            return
+        log.info("idle timeout", conn_id=conn.id, user_id=conn.info.user_id)
+        conn.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
+
+    timer = loop.call_later(idle_s, check_idle)
+    try:
+        while True:
+            msg = await ws.receive()
+            last_seen = time.monotonic()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                conn.receive_text(msg.data)
+            elif kind is WSMsgType.BINARY:
+                conn.receive_binary(msg.data)
+            elif kind is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif kind is WSMsgType.PONG:
+                continue
+            else:
+                break
+            if conn.closed:
+                break
+    finally:
+        if timer is not None:
+            timer.cancel()
+        conn.shutdown("closed")
+        if sink.closing is not None:
+            await sink.closing
+        elif not ws.closed:
+            await ws.close()
