@@ -88,6 +88,7 @@ class _Worker:
 
     async def run(self) -> None:
         cfg = self.cfg
+        cpu0 = time.process_time()
         start = time.monotonic_ns()
         duration_ns = int(cfg.duration * 1e9) if cfg.duration > 0 else 10**18
         stop_ns = start + duration_ns
@@ -101,7 +102,9 @@ class _Worker:
         await asyncio.sleep(0)
         ticker.cancel()
         # The last partial second is not a timeline point; the totals include it.
-        self.out.put(msgspec.msgpack.encode(self.metrics.final_snapshot(self.index, self.tick_no)))
+        cpu = time.process_time() - cpu0
+        final = self.metrics.final_snapshot(self.index, self.tick_no, cpu)
+        self.out.put(msgspec.msgpack.encode(final))
 
     def _runners(self, stop_ns: int) -> list[tuple[int, Callable[[], Any]]]:
         cfg = self.cfg

@@ -68,6 +68,8 @@ class Report(msgspec.Struct):
     errors_by_reason: dict[str, int]
     latency: dict[str, LatencySummary]
     processes: int
+    client_cpu_s: float  # CPU time the load tester's workers used
+    messages_per_cpu_s: float  # (sent + received) per worker CPU second: the tester's own cost
     timeline: list[TimelinePoint]
     thresholds: Thresholds
 
@@ -138,6 +140,7 @@ def build_report(
         if hist.get_total_count():
             latency[kind] = summarize(hist)
     elapsed = max(result.elapsed_s, 1e-9)
+    cpu = sum(s.cpu_s for s in finals)
     timeline = [timeline_point(t, result.ticks[t]) for t in sorted(result.ticks)]
     # Errors per operation attempted: every frame sent plus every connection opened.
     operations = totals.sent + totals.connects
@@ -160,6 +163,8 @@ def build_report(
         errors_by_reason=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         latency=latency,
         processes=len(finals),
+        client_cpu_s=round(cpu, 3),
+        messages_per_cpu_s=round((totals.sent + totals.received) / cpu, 1) if cpu else 0.0,
         timeline=timeline,
         thresholds=Thresholds(max_p99_ms, max_error_rate),
     )
@@ -188,6 +193,8 @@ def text_table(report: Report) -> str:
         f"messages sent {report.messages_sent:,} ({report.sent_per_s:,.0f}/s), "
         f"received {report.messages_received:,} ({report.received_per_s:,.0f}/s)",
         f"bytes sent {report.bytes_sent:,}, received {report.bytes_received:,}",
+        f"load tester CPU {report.client_cpu_s:.1f} s "
+        f"({report.messages_per_cpu_s:,.0f} messages per CPU second)",
         f"connects {report.connects:,}, disconnects {report.disconnects:,}, "
         f"errors {report.errors:,} (rate {report.error_rate:.4%})",
         "",
