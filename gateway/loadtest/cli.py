@@ -56,6 +56,8 @@ def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     lt: argparse.ArgumentParser = subparsers.add_parser(
         "loadtest", help="record, replay and generate load"
     )
+    # A program that dispatches on `args.handler` runs us without knowing our verbs.
+    lt.set_defaults(handler=run)
     verbs = lt.add_subparsers(dest="loadtest_verb", required=True)
 
     rec = verbs.add_parser("record", help="record sessions through a transparent WebSocket proxy")
