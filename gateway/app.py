@@ -6,6 +6,7 @@ import time
 
 from aiohttp import web
 
+from gateway.appkeys import SERVICES, SETTINGS
 from gateway.channels.echo import EchoChannel
 from gateway.channels.router import Router
 from gateway.config import Settings
@@ -31,7 +32,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    services: Services = request.app["services"]
+    services: Services = request.app[SERVICES]
     problems: list[str] = []
     if services.hub.draining:
         problems.append("draining")
@@ -45,8 +46,8 @@ async def readyz(request: web.Request) -> web.Response:
 def build_app(settings: Settings, services: Services | None = None) -> web.Application:
     services = services or build_services(settings)
     app = web.Application()
-    app["services"] = services
-    app["settings"] = settings
+    app[SERVICES] = services
+    app[SETTINGS] = settings
     base = settings.socket_path
     if settings.websocket:
         app.router.add_route("*", f"{base}/websocket", websocket_handler)

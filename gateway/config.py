@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     websocket: bool = True
     longpoll: bool = True
     check_origin: str = "false"
+    url_host: str = "localhost"
     max_frame_bytes: int = 10_000_000
     idle_timeout_ms: int = 60_000
     max_channels: int = 100
@@ -45,7 +46,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     trust_token_as_user_id: bool = False
     phoenix_secret_key_base: str = ""
     phoenix_token_salt: str = "user socket"
-    phoenix_token_max_age: float = 86_400.0
+    phoenix_token_max_age: str = "86400"
+    phoenix_key_iterations: int = 1000
+    phoenix_key_length: int = 32
+    phoenix_key_digest: str = "sha256"
     jwt_algorithms: str = "HS256,RS256,ES256"
     jwt_secret: str = ""
     jwt_public_key_file: str = ""
@@ -117,6 +121,7 @@ OPTION_HELP: dict[str, str] = {
     "websocket": "serve the WebSocket transport",
     "longpoll": "serve the long-poll transport",
     "check_origin": "origin policy: false, true (same host), conn (same scheme/host/port) or a comma list like //example.com,https://*.example.org",
+    "url_host": "the public host name that check_origin=true compares origins against",
     "max_frame_bytes": "largest incoming WebSocket frame; larger closes with 1009",
     "idle_timeout_ms": "close a WebSocket after this long without any frame from the client",
     "max_channels": "channels one connection may join",
@@ -132,7 +137,10 @@ OPTION_HELP: dict[str, str] = {
     "trust_token_as_user_id": "take the token connect param as the user id (development and load tests only)",
     "phoenix_secret_key_base": "secret_key_base of the Phoenix app whose Phoenix.Token tokens are accepted",
     "phoenix_token_salt": "salt the Phoenix app signs socket tokens with",
-    "phoenix_token_max_age": "maximum token age in seconds",
+    "phoenix_token_max_age": "maximum token age in seconds, 'infinity', or 'embedded' (the max_age signed into each token)",
+    "phoenix_key_iterations": "PBKDF2 iterations of the Phoenix app's key derivation",
+    "phoenix_key_length": "derived key length in bytes",
+    "phoenix_key_digest": "PBKDF2 digest: sha256, sha384 or sha512",
     "jwt_algorithms": "JWT algorithms accepted",
     "jwt_secret": "shared secret for HS256 JWTs",
     "jwt_public_key_file": "PEM public key for RS256/ES256 JWTs",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.router import Router
 from gateway.config import Settings
 from gateway.errors import CLOSE_POLICY, RATE_LIMITED
@@ -65,6 +66,8 @@ class Services:
         self.limiter = RateLimiter(limiter_specs(settings), clock)
         self.limits_on = settings.rate_limits
         self._floods: dict[str, FloodTracker] = {}
+        self.authenticator = build_authenticator(settings)
+        self.origin_check = build_origin_check(settings)
         # Filled by the composition root when those features are on.
         self.extras: dict[str, Any] = {}
 

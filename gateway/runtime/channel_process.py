@@ -106,6 +106,7 @@ class ChannelProcess:
     # -- the task ---------------------------------------------------------------------------
     async def _run(self, join: Message, previous: ChannelProcess | None) -> None:
         ended = "normal"
+        crashed = False
         try:
             if previous is not None and previous.task is not None:
                 # Duplicate join: wait for the old channel to finish, as Phoenix does.
@@ -118,11 +119,13 @@ class ChannelProcess:
             ended = self._stop_reason or "shutdown"
         except Exception:
             log.exception("channel crashed", topic=self.topic, conn_id=self.conn.id)
-            if self.conn.owns(self):
-                self._control(PHX_ERROR, {"reason": CHANNEL_CRASH})
             ended = "crash"
+            crashed = self.conn.owns(self)
         finally:
             await self._finish(ended)
+        if crashed:
+            # As in Phoenix, terminate runs in the channel before the socket reports the crash.
+            self._control(PHX_ERROR, {"reason": CHANNEL_CRASH})
 
     async def _join(self, join: Message, previous: ChannelProcess | None) -> bool:
         conn = self.conn

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
+from gateway.auth.authenticator import Refusal
 from gateway.protocol.serializers import Serializer, select_serializer
 from gateway.runtime.connection import Connection, SocketInfo
 from gateway.transports.params import parse_query
@@ -65,7 +65,7 @@ def connect_socket(
     if not services.admit_connect(peer):
         log.info("refused: connect rate", peer=peer)
         raise ConnectRefused(429, "rate_limited")
-    origin_check = services.extras.get("origin_check")
+    origin_check = services.origin_check
     if origin_check is not None and not origin_check(request):
         log.info("refused: origin", origin=request.headers.get("Origin"))
         raise ConnectRefused(403, "origin")
@@ -85,11 +85,12 @@ def connect_socket(
             vsn=str(vsn),
         )
         raise ConnectRefused(403, "vsn")
-    authenticate = services.extras.get("authenticate")
-    if authenticate is not None:
-        user_id, authenticated, claims = authenticate(params, auth_token)
-    else:
-        user_id, authenticated, claims = _default_identity(services, params)
+    identity = services.authenticator.authenticate(params, auth_token)
+    if isinstance(identity, Refusal):
+        # The detail never contains the token itself.
+        log.info("refused: auth", reason=identity.reason, detail=identity.detail, peer=peer)
+        raise ConnectRefused(403, identity.reason)
+    user_id, authenticated, claims = identity.user_id, identity.authenticated, dict(identity.claims)
     conn_id = Connection.new_id(settings.node)
     info = SocketInfo(
         conn_id=conn_id,
@@ -106,12 +107,3 @@ def connect_socket(
         "connected", conn_id=conn_id, user_id=user_id, transport=transport, vsn=serializer.vsn
     )
     return info, serializer
-
-
-def _default_identity(
-    services: Services, params: dict[str, object]
-) -> tuple[str, bool, dict[str, object]]:
-    token = params.get("token")
-    if services.settings.trust_token_as_user_id and isinstance(token, str) and token:
-        return token, True, {}
-    return str(uuid.uuid4()), False, {}

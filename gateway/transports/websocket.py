@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import WSMsgType, web
 
+from gateway.appkeys import SERVICES
 from gateway.errors import CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
@@ -74,7 +75,10 @@ class WebSocketSink:
         transport.write(data)
         if transport.get_write_buffer_size() > self._limit:
             log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
-            self.close(CLOSE_TRY_AGAIN, "slow consumer")
+            if self._conn is not None:
+                self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
+            else:
+                self.close(CLOSE_TRY_AGAIN, "slow consumer")
             # The close frame sits behind the backlog; do not wait for a reader who is not reading.
             asyncio.get_running_loop().call_later(1.0, transport.abort)
 
@@ -88,7 +92,7 @@ class WebSocketSink:
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    services: Services = request.app["services"]
+    services: Services = request.app[SERVICES]
     settings = services.settings
     if request.method != "GET":
         return web.Response(status=400)

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` (set up, start the gateway) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+STATIC := gateway/static
+STATIC_STAMP := $(STATIC)/node_modules/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench venv static format cluster-smoke clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The demo page serves phoenix.js from the official npm package.
+$(STATIC_STAMP): $(wildcard $(STATIC)/package-lock.json)
+	@if [ -f $(STATIC)/package.json ]; then \
+		command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }; \
+		cd $(STATIC) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed-stamp; \
+	fi
+
+static: $(STATIC_STAMP)
+
+run: venv static
+	$(BIN)/python -m gateway serve
+
+test: venv static
+	@scripts/setup-test-deps.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format gateway tests bench
+	$(BIN)/ruff check --fix gateway tests bench
+
+bench: venv static
+	@scripts/setup-test-deps.sh
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(STATIC)/node_modules tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
