@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS
+from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS, RecordingError
 
 EXIT_OK = 0
 EXIT_THRESHOLD = 1
@@ -193,7 +193,11 @@ def _run_fleet(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(progress_line(tick, snaps, elapsed, cfg.users), file=sys.stderr, flush=True)
 
-    result = run_fleet(cfg, progress)
+    try:
+        result = run_fleet(cfg, progress)
+    except (RecordingError, OSError) as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     report = build_report(result, args.max_p99, args.max_error_rate)
     print(text_table(report))
     if args.json is not None:

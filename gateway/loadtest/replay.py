@@ -14,6 +14,7 @@ import msgspec
 
 from gateway.loadtest.metrics import Metrics
 from gateway.loadtest.plan import UUID_RE, Plan, Step, recorded_identities
+from gateway.loadtest.recording import SCRUBBED
 from gateway.loadtest.user import DeliveryTable, VirtualUser, user_id_of
 from gateway.protocol.jsonenc import encode, normalize
 
@@ -139,6 +140,9 @@ class Replayer:
         params = {k: group.remap_text(v) for k, v in plan.params.items()}
         if token is not None:
             params["token"] = token
+        elif params.get("token") == SCRUBBED:
+            # Sending the placeholder would only earn a refusal; send no token instead.
+            del params["token"]
         user.params = params
         if plan.token and token is not None:
             group.publish(plan.token, token)

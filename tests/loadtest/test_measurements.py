@@ -97,3 +97,23 @@ async def test_connect_refused_is_an_error_by_reason(phoenix_server: ServerFacto
     assert report.errors_by_reason.get("connect_refused", 0) >= 2
     assert report.connects == 0
     assert not report.thresholds.passed
+
+
+async def test_one_worker_drives_over_20k_messages_per_cpu_second(
+    phoenix_server: ServerFactory,
+) -> None:
+    # The tester's own cost, independent of how fast the server is: frames sent plus frames
+    # received per CPU second of the worker process.
+    srv = await phoenix_server()
+    cfg = FleetConfig(url=srv.url, users=50, duration=2.0,
+                      scenario=ScenarioOptions(name="echo", rate=0.0))  # fmt: skip
+    report = build_report(await asyncio.to_thread(run_fleet, cfg))
+    assert report.errors == 0, report.errors_by_reason
+    assert report.messages_per_cpu_s >= 20_000, report.messages_per_cpu_s
+
+
+async def test_missing_recordings_are_a_usage_error(tmp_path: Path) -> None:
+    code = await asyncio.to_thread(
+        main, ["loadtest", "replay", str(tmp_path / "nothing"), "--url", "ws://127.0.0.1:1/socket"]
+    )
+    assert code == 2
