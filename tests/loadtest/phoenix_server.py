@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 import msgspec
@@ -58,6 +59,7 @@ class PhoenixTestServer:
         self.params_seen: list[dict[str, str]] = []
         self.topics_joined: list[str] = []
         self.signals: list[tuple[str, str, str]] = []  # (event, from user, to user)
+        self.arrivals: list[tuple[float, str, str]] = []  # (monotonic time, user, event)
         self._anon = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -130,6 +132,7 @@ class PhoenixTestServer:
         self._later(conn, conn.serializer.reply(jr, msg.ref, msg.topic, status, response))
 
     def _dispatch(self, conn: Conn, msg: Any) -> None:
+        self.arrivals.append((time.monotonic(), conn.user_id, msg.event))
         if msg.topic == "phoenix" and msg.event == "heartbeat":
             if not self.answer_heartbeats:
                 return
