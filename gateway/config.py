@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Long-poll
     longpoll_window_ms: int = 10_000
     longpoll_max_body_bytes: int = 8_000_000
+    longpoll_secret: str = ""
+    longpoll_pubsub_timeout_ms: int = 2_000
     # Built-in channels and pages
     echo: bool = True
     demo: bool = True
@@ -131,6 +133,8 @@ OPTION_HELP: dict[str, str] = {
     "socket_id_template": "socket id of a connection, whose 'disconnect' broadcast closes it",
     "longpoll_window_ms": "how long a long-poll GET is held waiting for messages",
     "longpoll_max_body_bytes": "largest long-poll POST body; larger gets HTTP 400",
+    "longpoll_secret": "secret long-poll session tokens are signed with; nodes sharing sessions through Redis need the same one (default: random per process)",
+    "longpoll_pubsub_timeout_ms": "how long a node waits for another node to acknowledge a forwarded long-poll request before the session counts as gone",
     "echo": "serve the built-in echo:* channel",
     "demo": "serve the /demo page",
     "allow_anonymous": "accept connections without a token (they get a generated user id)",
