@@ -8,10 +8,20 @@ from aiohttp import web
 
 from gateway.appkeys import SERVICES, SETTINGS
 from gateway.channels.echo import EchoChannel
+from gateway.channels.room import RoomChannel
 from gateway.channels.router import Router
 from gateway.config import Settings
+from gateway.presence.memory import MemoryPresenceStore
+from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.core import PubSub
+from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
+from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
+from gateway.signaling.grace import MemoryGraceQueue
+from gateway.signaling.rooms import RoomLimits, Rooms
+from gateway.signaling.sessions import MemorySessionStore
+from gateway.transports.longpoll import add_longpoll
+from gateway.transports.rooms_http import add_room_routes
 from gateway.transports.websocket import websocket_handler
 
 
@@ -19,12 +29,36 @@ def build_router(settings: Settings) -> Router:
     router = Router()
     if settings.echo:
         router.route("echo:*", EchoChannel)
+    router.route("room:*", RoomChannel)
     return router
+
+
+def build_rooms(settings: Settings, pubsub: PubSub) -> Rooms:
+    """The room channels' shared parts, on the memory backends (Redis comes with scale-out)."""
+    presence = PresenceTracker(
+        MemoryPresenceStore(),
+        pubsub,
+        settings.node,
+        coalesce_ms=settings.presence_coalesce_ms,
+        ttl_s=settings.presence_ttl_s,
+    )
+    sessions = MemorySessionStore(settings.session_retention_s)
+    return Rooms(RoomLimits.from_settings(settings), pubsub, presence, sessions, MemoryGraceQueue())
 
 
 def build_services(settings: Settings) -> Services:
     pubsub = PubSub(settings.node)
-    return Services(settings, pubsub, build_router(settings), time.monotonic)
+    services = Services(settings, pubsub, build_router(settings), time.monotonic)
+    services.extras["rooms"] = build_rooms(settings, pubsub)
+    return services
+
+
+def build_session_locator(settings: Settings) -> SessionLocator:
+    """How long-poll requests reach the node owning their session: through Redis, if any."""
+    if settings.redis_url:
+        timeout_s = settings.longpoll_pubsub_timeout_ms / 1000
+        return RedisSessionLocator(settings.redis_url, settings.node, timeout_s)
+    return LocalSessionLocator()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -51,13 +85,19 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
     base = settings.socket_path
     if settings.websocket:
         app.router.add_route("*", f"{base}/websocket", websocket_handler)
+    if settings.longpoll:
+        add_longpoll(app, services, build_session_locator(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    rooms: Rooms = services.extras["rooms"]
+    add_room_routes(app, rooms, settings.admin_token, settings.demo)
 
     async def on_startup(app: web.Application) -> None:
         await services.pubsub.start()
+        await rooms.start()
 
     async def on_cleanup(app: web.Application) -> None:
+        await rooms.stop()
         await services.pubsub.stop()
 
     app.on_startup.append(on_startup)

@@ -1,0 +1,250 @@
+"""The `room:<uuid>` channel: WebRTC signaling, chat and presence for one room.
+
+Every push is validated against its payload Struct and answered; the server stamps
+`room_id`, `from` and `timestamp` on what it relays, so nobody can speak for someone else.
+Targeted events travel on the recipient's private pub/sub key (see `signaling/rooms.py`)
+and are intercepted, so they reach the client as pushes after the join reply, carrying this
+channel's join_ref, and a member rejoining gets its grace-queued messages first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import msgspec
+
+from gateway.channels.base import Channel, Reply, error, ok
+from gateway.errors import UNKNOWN_EVENT
+from gateway.presence.state import Meta
+from gateway.protocol import jsonenc
+from gateway.protocol.messages import PRESENCE_STATE, Payload
+from gateway.signaling.grace import PushResult
+from gateway.signaling.payloads import (
+    BROADCAST,
+    FROM_MISMATCH,
+    INVALID_ROOM_ID,
+    NOT_IN_ROOM,
+    QUEUE_FULL,
+    ROOM_FULL,
+    ROOM_MISMATCH,
+    UNAUTHORIZED,
+    Answer,
+    Common,
+    IceCandidate,
+    JoinParams,
+    NewMsg,
+    Offer,
+    Ready,
+    Refusal,
+    convert,
+    decode_object,
+    is_room_id,
+)
+from gateway.signaling.rooms import UNDELIVERABLE, Rooms, user_key
+from gateway.signaling.sessions import iso
+
+PEER_READY = "peer-ready"
+NEW_MSG = "new_msg"
+TOPIC_PREFIX = "room:"
+_OK = ok()
+_QUEUED = ok({"queued": True})
+
+
+def refused(refusal: Refusal) -> Reply:
+    return error(msgspec.to_builtins(refusal))
+
+
+class RoomChannel(Channel):
+    # Targeted deliveries pass through handle_out: held until the join reply is out, and
+    # pushed with this channel's join_ref so phoenix.js drops them after a rejoin.
+    intercepts: ClassVar[frozenset[str]] = frozenset(
+        {"offer", "answer", "ice-candidate", UNDELIVERABLE}
+    )
+
+    room_id: str = ""
+    user_id: str = ""
+    phx_ref: str | None = None
+    tracks: list[str] | None = None
+
+    @property
+    def rooms(self) -> Rooms:
+        rooms: Rooms = self.services.extras["rooms"]
+        return rooms
+
+    # -- join -------------------------------------------------------------------------------
+    async def join(self, payload: Payload) -> Reply:
+        room_id = self.topic[len(TOPIC_PREFIX) :]
+        if not is_room_id(room_id):
+            return error({"reason": INVALID_ROOM_ID})
+        user = self.socket.user_id
+        if not user:
+            return error({"reason": UNAUTHORIZED})
+        rooms = self.rooms
+        data = decode_object(payload, rooms.limits.max_payload_bytes)
+        if isinstance(data, Refusal):
+            return refused(data)
+        params = convert(data, JoinParams)
+        if isinstance(params, Refusal):
+            return refused(params)
+        if params.tracks is not None and not self._may_signal():
+            return refused(Refusal(UNAUTHORIZED, "tracks"))
+        self.room_id, self.user_id, self.tracks = room_id, user, params.tracks
+        # Subscribed before tracking: once present, messages to this user must find us.
+        self.subscribe(user_key(self.topic, user))
+        ref, _ = await rooms.presence.track(
+            self.topic, user, self._meta(), max_keys=rooms.limits.max_members
+        )
+        if ref is None:
+            return error({"reason": ROOM_FULL})
+        self.phx_ref = ref
+        try:
+            await rooms.sessions.joined(room_id, user)
+            response: dict[str, Any] = {"user_id": user}
+            if params.history:
+                chat = await rooms.sessions.chat(room_id, params.history)
+                response["history"] = [msgspec.Raw(m) for m in chat]
+        except BaseException:
+            # Not joined, so terminate will not run: undo the track here.
+            await rooms.presence.untrack(self.topic, user, ref)
+            raise
+        return ok(response)
+
+    async def after_join(self) -> None:
+        rooms = self.rooms
+        state = await rooms.presence.state(self.topic)
+        self.push(PRESENCE_STATE, state)
+        for key, entry in state.items():
+            tracks = _latest_tracks(entry["metas"])
+            if key != self.user_id and tracks is not None:
+                self.push(PEER_READY, self._stamp({"tracks": tracks}, key))
+        if self.tracks is not None:
+            self.broadcast_from(PEER_READY, self._stamp({"tracks": self.tracks}))
+        for item in await rooms.grace.claim(self.room_id, self.user_id):
+            self.push(item.event, msgspec.Raw(item.payload))
+
+    async def terminate(self, reason: str) -> None:
+        if self.phx_ref is None:
+            return
+        rooms = self.rooms
+        await rooms.presence.untrack(self.topic, self.user_id, self.phx_ref)
+        self.phx_ref = None
+        if await rooms.presence.present(self.topic, self.user_id):
+            return  # another tab of this user is still in the room
+        empty = await rooms.presence.store.count(self.topic) == 0
+        await rooms.sessions.left(self.room_id, self.user_id, empty)
+        if reason != "left":
+            await rooms.dropped(self.topic, self.room_id, self.user_id)
+
+    # -- pushes -----------------------------------------------------------------------------
+    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+        handler = self._handlers.get(event)
+        if handler is None:
+            return error({"reason": UNKNOWN_EVENT})
+        return await handler(self, event, payload)
+
+    async def _signal(self, event: str, payload: Payload) -> Reply:
+        if not self._may_signal():
+            return error({"reason": UNAUTHORIZED})
+        kind = _SIGNAL_KINDS[event]
+        checked = self._check(payload, kind)
+        if isinstance(checked, Refusal):
+            return refused(checked)
+        data, value = checked
+        if event in ("offer", "answer") and data.get("type") is None:
+            data["type"] = event  # so `new RTCSessionDescription(payload)` works as is
+        to: str | None = getattr(value, "to", None)
+        body = msgspec.Raw(jsonenc.encode(self._stamp(data)))
+        rooms = self.rooms
+        result: PushResult | None = None
+        if to is None or to == BROADCAST:
+            self.broadcast_from(event, body)
+        else:
+            result = await rooms.deliver(self.topic, self.room_id, self.user_id, to, event, body)
+            if result is PushResult.ABSENT:
+                return refused(Refusal(NOT_IN_ROOM, "to"))
+            if result is PushResult.FULL:
+                return refused(Refusal(QUEUE_FULL, "to"))
+        await rooms.sessions.record(self.room_id, event, self.user_id, to or BROADCAST)
+        return _QUEUED if result is PushResult.QUEUED else _OK
+
+    async def _ready(self, event: str, payload: Payload) -> Reply:
+        if not self._may_signal():
+            return error({"reason": UNAUTHORIZED})
+        checked = self._check(payload, Ready)
+        if isinstance(checked, Refusal):
+            return refused(checked)
+        self.tracks = checked[1].tracks
+        if self.phx_ref is not None:
+            presence = self.rooms.presence
+            new_ref = await presence.update(self.topic, self.user_id, self.phx_ref, self._meta())
+            self.phx_ref = new_ref or self.phx_ref
+        self.broadcast_from(PEER_READY, self._stamp({"tracks": self.tracks}))
+        return _OK
+
+    async def _new_msg(self, event: str, payload: Payload) -> Reply:
+        checked = self._check(payload, NewMsg)
+        if isinstance(checked, Refusal):
+            return refused(checked)
+        data = self._stamp(checked[0])
+        message_id = str(uuid.uuid4())
+        data["id"] = message_id
+        body = jsonenc.encode(data)
+        self.broadcast(NEW_MSG, msgspec.Raw(body))
+        await self.rooms.sessions.add_chat(self.room_id, body)
+        return ok({"id": message_id})
+
+    _handlers: ClassVar[dict[str, Callable[[RoomChannel, str, Payload], Awaitable[Reply]]]] = {
+        "offer": _signal,
+        "answer": _signal,
+        "ice-candidate": _signal,
+        "ready": _ready,
+        NEW_MSG: _new_msg,
+    }
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check(self, payload: Payload, kind: type[Common]) -> tuple[dict[str, Any], Any] | Refusal:
+        """Decode and validate; refuse a `room_id` or `from` that is not this socket's."""
+        data = decode_object(payload, self.rooms.limits.max_payload_bytes)
+        if isinstance(data, Refusal):
+            return data
+        value = convert(data, kind)
+        if isinstance(value, Refusal):
+            return value
+        if value.room_id is not None and value.room_id != self.room_id:
+            return Refusal(ROOM_MISMATCH, "room_id")
+        if value.from_ is not None and value.from_ != self.user_id:
+            return Refusal(FROM_MISMATCH, "from")
+        return data, value
+
+    def _stamp(self, data: dict[str, Any], sender: str | None = None) -> dict[str, Any]:
+        data["room_id"] = self.room_id
+        data["from"] = self.user_id if sender is None else sender
+        data["timestamp"] = iso(self.rooms.wall())
+        return data
+
+    def _meta(self) -> Meta:
+        meta: Meta = {"online_at": str(int(self.rooms.wall()))}
+        if self.tracks is not None:
+            meta["tracks"] = self.tracks
+        return meta
+
+    def _may_signal(self) -> bool:
+        return self.socket.authenticated or not self.rooms.limits.signaling_requires_auth
+
+
+_SIGNAL_KINDS: dict[str, type[Common]] = {
+    "offer": Offer,
+    "answer": Answer,
+    "ice-candidate": IceCandidate,
+}
+
+
+def _latest_tracks(metas: list[Meta]) -> list[str] | None:
+    """The tracks a member declared, from its newest meta that has them."""
+    for meta in reversed(metas):
+        tracks = meta.get("tracks")
+        if isinstance(tracks, list):
+            return tracks
+    return None

@@ -1,0 +1,1 @@
+"""The room's domain: payload validation, grace queue, signaling sessions and their stores."""

@@ -1,0 +1,140 @@
+"""Room event payloads: one msgspec Struct per event, and validation that names the bad field.
+
+Validation only checks the fields the room knows; the decoded dict is what gets relayed, so
+fields a front end adds (`type`, a correlation id, `usernameFragment`) pass through unchanged.
+A refusal is a value, `Refusal(reason, field)`, sent back as the push's error reply.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from gateway.protocol.messages import Payload
+
+MAX_SDP_BYTES = 65_536
+MAX_BODY_CHARS = 4_000
+MAX_HISTORY = 100
+MAX_TRACKS = 16
+BROADCAST = "broadcast"
+
+# Reasons of refused pushes and joins (the `reason` of an error reply).
+INVALID_ROOM_ID = "invalid room id"
+ROOM_MISMATCH = "room mismatch"
+FROM_MISMATCH = "from mismatch"
+NOT_IN_ROOM = "recipient not in room"
+ROOM_FULL = "room full"
+QUEUE_FULL = "recipient queue full"
+UNAUTHORIZED = "unauthorized"
+MISSING_FIELD = "missing field"
+INVALID_FIELD = "invalid field"
+FIELD_TOO_LARGE = "field too large"
+INVALID_PAYLOAD = "invalid payload"
+PAYLOAD_TOO_LARGE = "payload too large"
+
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Track = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Tracks = Annotated[list[Track], msgspec.Meta(max_length=MAX_TRACKS)]
+
+# Ecto's binary_id, in the canonical lower-case form: one room, one topic.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_AT_PATH = re.compile(r"^(.*) - at `\$\.([^`.\[]+)")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def is_room_id(text: str) -> bool:
+    return _UUID.fullmatch(text) is not None
+
+
+class Common(msgspec.Struct, kw_only=True):
+    """Fields every event may carry; the server overwrites `from`, `room_id` and `timestamp`."""
+
+    room_id: str | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+    timestamp: Any = None
+
+
+class Offer(Common, kw_only=True):
+    sdp: str
+    to: UserId | None = None
+    type: Literal["offer"] | None = None
+    constraints: dict[str, Any] | None = None
+
+
+class Answer(Common, kw_only=True):
+    sdp: str
+    to: UserId
+    type: Literal["answer"] | None = None
+
+
+class IceCandidate(Common, kw_only=True):
+    candidate: str  # "" is the end-of-candidates marker
+    sdpMid: str | None = None
+    sdpMLineIndex: Annotated[int, msgspec.Meta(ge=0, le=65_535)] | None = None
+    to: UserId | None = None
+
+
+class Ready(Common, kw_only=True):
+    tracks: Tracks
+
+
+class NewMsg(Common, kw_only=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_BODY_CHARS)]
+
+
+class JoinParams(msgspec.Struct, kw_only=True):
+    tracks: Tracks | None = None
+    history: Annotated[int, msgspec.Meta(ge=0, le=MAX_HISTORY)] = 0
+
+
+class Refusal(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An error reply's response: `{reason, field}` (`field` absent when it is the whole)."""
+
+    reason: str
+    field: str | None = None
+    detail: str | None = None
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+_decoder = msgspec.json.Decoder()
+
+
+def decode_object(payload: Payload, max_bytes: int) -> dict[str, Any] | Refusal:
+    """The payload as a JSON object, or why not."""
+    if isinstance(payload, bytes):
+        return Refusal(INVALID_PAYLOAD, detail="binary payloads are not room events")
+    if len(payload) > max_bytes:
+        return Refusal(PAYLOAD_TOO_LARGE, detail=f"at most {max_bytes} bytes")
+    try:
+        data = _decoder.decode(payload)
+    except msgspec.DecodeError:
+        return Refusal(INVALID_PAYLOAD, detail="not JSON")
+    if not isinstance(data, dict):
+        return Refusal(INVALID_PAYLOAD, detail="the payload must be an object")
+    return data
+
+
+def convert(data: dict[str, Any], kind: type[T]) -> T | Refusal:
+    """`data` checked against `kind`, or a refusal naming the first bad field."""
+    try:
+        value = msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        return refusal_from(str(exc))
+    sdp = getattr(value, "sdp", None)
+    if isinstance(sdp, str) and len(sdp) > MAX_SDP_BYTES // 4 and len(sdp.encode()) > MAX_SDP_BYTES:
+        return Refusal(FIELD_TOO_LARGE, "sdp", f"at most {MAX_SDP_BYTES} bytes")
+    return value
+
+
+def refusal_from(message: str) -> Refusal:
+    """Turn a msgspec validation message into `{reason, field, detail}`."""
+    missing = _MISSING.search(message)
+    if missing is not None:
+        return Refusal(MISSING_FIELD, missing.group(1), message)
+    at = _AT_PATH.match(message)
+    if at is not None:
+        return Refusal(INVALID_FIELD, at.group(2), at.group(1))
+    return Refusal(INVALID_PAYLOAD, detail=message)

@@ -1,0 +1,126 @@
+"""The rooms of one node: limits, presence, sessions, the grace queue and targeted delivery.
+
+Built once by the composition root and shared by every `RoomChannel`. Storage sits behind
+the `PresenceStore`, `SessionStore` and `GraceQueue` interfaces, so a Redis backend replaces
+the memory ones without touching the channel. Delivery to one member goes through the pub/sub
+key `room:<id>#user:<user_id>`, which only that user's channels (on any node) subscribe to:
+its cost does not grow with the size of the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+
+from gateway.config import Settings
+from gateway.presence.tracker import PresenceTracker
+from gateway.pubsub.core import PubSub
+from gateway.signaling.grace import GraceQueue, PushResult, Queued
+from gateway.signaling.sessions import SessionStore
+
+log = structlog.get_logger("gateway.rooms")
+
+UNDELIVERABLE = "undeliverable"
+
+
+class RoomLimits(msgspec.Struct, frozen=True):
+    max_members: int = 50
+    grace_s: float = 15.0
+    grace_queue: int = 100
+    max_payload_bytes: int = 131_072
+    signaling_requires_auth: bool = False
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> RoomLimits:
+        return cls(
+            max_members=s.room_max_members,
+            grace_s=s.room_grace_ms / 1000,
+            grace_queue=s.room_grace_queue,
+            max_payload_bytes=s.room_max_payload_bytes,
+            signaling_requires_auth=s.signaling_requires_auth,
+        )
+
+
+def user_key(topic: str, user: str) -> str:
+    """The pub/sub key only `user`'s channels in `topic` subscribe to."""
+    return f"{topic}#user:{user}"
+
+
+class Rooms:
+    """Shared state and services of the room channels of this node."""
+
+    def __init__(
+        self,
+        limits: RoomLimits,
+        pubsub: PubSub,
+        presence: PresenceTracker,
+        sessions: SessionStore,
+        grace: GraceQueue,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.limits = limits
+        self.pubsub = pubsub
+        self.presence = presence
+        self.sessions = sessions
+        self.grace = grace
+        self.wall = wall
+        self._expiries: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.presence.start()
+
+    async def stop(self) -> None:
+        await self.presence.stop()
+        for task in list(self._expiries):
+            task.cancel()
+
+    # -- delivery ---------------------------------------------------------------------------
+    def send_to(self, topic: str, user: str, event: str, payload: Any) -> int:
+        """Broadcast to `user`'s channels in `topic` on every node; local deliveries."""
+        return self.pubsub.broadcast(user_key(topic, user), event, payload, topic=topic)
+
+    async def deliver(
+        self, topic: str, room: str, sender: str, to: str, event: str, body: msgspec.Raw
+    ) -> PushResult | None:
+        """Send `body` to member `to`, or queue it while `to` is in their grace period.
+
+        None: delivered. Otherwise what the grace queue said (QUEUED, FULL or ABSENT).
+        """
+        if await self.presence.present(topic, to):
+            self.send_to(topic, to, event, body)
+            return None
+        item = Queued(sender, event, bytes(body))
+        return await self.grace.push(room, to, item, self.limits.grace_queue)
+
+    # -- the grace period -------------------------------------------------------------------
+    async def dropped(self, topic: str, room: str, user: str) -> None:
+        """`user`'s last channel in the room dropped without leaving: hold their messages."""
+        if self.limits.grace_s <= 0:
+            return
+        await self.grace.open(room, user, self.wall() + self.limits.grace_s)
+        loop = asyncio.get_running_loop()
+        # A little slack: the loop clock and the wall clock the deadline is kept in may differ.
+        loop.call_later(self.limits.grace_s + 0.01, self._spawn_expiry, topic, room, user)
+
+    def _spawn_expiry(self, topic: str, room: str, user: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(topic, room, user))
+        self._expiries.add(task)
+        task.add_done_callback(self._expiries.discard)
+
+    async def _expire(self, topic: str, room: str, user: str) -> None:
+        try:
+            items = await self.grace.expire(room, user, self.wall())
+        except Exception:
+            log.exception("grace expiry failed", room=room, user_id=user)
+            return
+        if items is None:
+            return
+        for item in items:
+            self.send_to(topic, item.sender, UNDELIVERABLE, {"event": item.event, "to": user})
+        if items:
+            log.info("grace period over", room=room, user_id=user, undeliverable=len(items))

@@ -1,0 +1,179 @@
+"""Signaling sessions: per room, who joined and left, and a bounded history of the exchange.
+
+The record behind `GET /api/rooms/{room_id}/session`: participants with join and leave
+times, the last `MAX_EVENTS` offers, answers and candidate counts (from, to, time), and the
+room's recent chat for join `history`. A room's record is kept `retention_s` after it
+empties, then dropped. Times are stored as Unix seconds and shown as ISO 8601 (UTC, ms).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import msgspec
+
+MAX_EVENTS = 200
+MAX_PARTICIPANTS = 1_000
+MAX_CHAT = 100
+
+
+def iso(ts: float) -> str:
+    """Unix seconds as ISO 8601 UTC with milliseconds: `2026-01-02T03:04:05.678Z`."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Participant(msgspec.Struct):
+    user_id: str
+    joined_at: str
+    left_at: str | None = None
+    joins: int = 1
+
+
+class SignalEvent(msgspec.Struct):
+    """One offer or answer, or a run of candidates between one pair (`count` of them)."""
+
+    kind: str  # "offer", "answer" or "candidates"
+    from_: str = msgspec.field(name="from")
+    to: str
+    at: str
+    count: int = 1
+
+
+class Session(msgspec.Struct):
+    room_id: str
+    created_at: str
+    emptied_at: str | None
+    participants: list[Participant]
+    events: list[SignalEvent]
+
+
+class SessionStore(Protocol):
+    async def joined(self, room: str, user: str) -> None: ...
+
+    async def left(self, room: str, user: str, room_empty: bool) -> None:
+        """`user`'s last channel left; `room_empty` starts the retention clock."""
+        ...
+
+    async def record(self, room: str, kind: str, sender: str, to: str) -> None:
+        """An offer, answer or candidate (`kind` "ice-candidate") from `sender` to `to`."""
+        ...
+
+    async def add_chat(self, room: str, message: bytes) -> None:
+        """Keep a chat message (encoded JSON) among the room's last `MAX_CHAT`."""
+        ...
+
+    async def chat(self, room: str, last: int) -> list[bytes]:
+        """The room's last `last` chat messages, oldest first."""
+        ...
+
+    async def get(self, room: str) -> Session | None: ...
+
+
+class _Record:
+    __slots__ = ("chat", "created", "emptied", "events", "participants")
+
+    def __init__(self, now: float) -> None:
+        self.created = now
+        self.emptied: float | None = None
+        self.participants: dict[str, Participant] = {}
+        self.events: deque[SignalEvent] = deque(maxlen=MAX_EVENTS)
+        self.chat: deque[bytes] = deque(maxlen=MAX_CHAT)
+
+
+class MemorySessionStore:
+    """`SessionStore` for one process; expired rooms are dropped as calls come in."""
+
+    def __init__(self, retention_s: float, wall: Callable[[], float] = time.time) -> None:
+        self.retention_s = retention_s
+        self._wall = wall
+        self._rooms: dict[str, _Record] = {}
+        self._next_sweep = 0.0
+
+    def _record(self, room: str) -> _Record:
+        now = self._wall()
+        self._sweep(now)
+        record = self._rooms.get(room)
+        if record is None:
+            record = self._rooms[room] = _Record(now)
+        return record
+
+    def _sweep(self, now: float) -> None:
+        # At most once a second: a scan of all rooms is O(rooms).
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        cutoff = now - self.retention_s
+        for room in [r for r, rec in self._rooms.items() if rec.emptied is not None]:
+            emptied = self._rooms[room].emptied
+            if emptied is not None and emptied <= cutoff:
+                del self._rooms[room]
+
+    async def joined(self, room: str, user: str) -> None:
+        record = self._record(room)
+        record.emptied = None
+        now = iso(self._wall())
+        seen = record.participants.pop(user, None)
+        if seen is None:
+            if len(record.participants) >= MAX_PARTICIPANTS:
+                oldest = next(iter(record.participants))
+                del record.participants[oldest]
+            record.participants[user] = Participant(user, now)
+        else:
+            # Re-inserted so the dict stays ordered by latest join.
+            record.participants[user] = Participant(user, now, None, seen.joins + 1)
+
+    async def left(self, room: str, user: str, room_empty: bool) -> None:
+        record = self._record(room)
+        now = self._wall()
+        seen = record.participants.get(user)
+        if seen is not None:
+            seen.left_at = iso(now)
+        if room_empty:
+            record.emptied = now
+
+    async def record(self, room: str, kind: str, sender: str, to: str) -> None:
+        record = self._record(room)
+        at = iso(self._wall())
+        if kind == "ice-candidate":
+            last = record.events[-1] if record.events else None
+            if (
+                last is not None
+                and last.kind == "candidates"
+                and (last.from_, last.to)
+                == (
+                    sender,
+                    to,
+                )
+            ):
+                last.count += 1
+                last.at = at
+                return
+            kind = "candidates"
+        record.events.append(SignalEvent(kind, sender, to, at))
+
+    async def add_chat(self, room: str, message: bytes) -> None:
+        self._record(room).chat.append(message)
+
+    async def chat(self, room: str, last: int) -> list[bytes]:
+        record = self._rooms.get(room)
+        if record is None or last <= 0:
+            return []
+        items = list(record.chat)
+        return items[-last:]
+
+    async def get(self, room: str) -> Session | None:
+        self._sweep(self._wall())
+        record = self._rooms.get(room)
+        if record is None:
+            return None
+        return Session(
+            room_id=room,
+            created_at=iso(record.created),
+            emptied_at=iso(record.emptied) if record.emptied is not None else None,
+            participants=[msgspec.structs.replace(p) for p in record.participants.values()],
+            events=[msgspec.structs.replace(e) for e in record.events],
+        )
