@@ -1,0 +1,115 @@
+"""Fixtures for the contract suites: each backend interface, once in memory and once on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aredis
+
+from gateway.pubsub.core import FrameCache, PubSub
+from gateway.pubsub.redis import RedisPubSubAdapter
+from tests.support.redis_server import RedisServer
+
+
+class Recorder:
+    """A pub/sub subscriber that keeps what it is given, for assertions."""
+
+    def __init__(self, sub_id: str) -> None:
+        self.sub_id = sub_id
+        self.got: list[tuple[str, str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
+        self.got.append((topic, event, payload))
+        self._changed.set()
+
+    def values(self) -> list[tuple[str, str, Any]]:
+        """What arrived, with relayed `msgspec.Raw` payloads decoded to plain values."""
+        return [(t, e, decoded(p)) for t, e, p in self.got]
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.got) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.sub_id} got {len(self.got)} of {count}: {self.got}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+def decoded(payload: Any) -> Any:
+    if isinstance(payload, msgspec.Raw):
+        return msgspec.json.decode(payload)
+    return payload
+
+
+class PubSubNodes:
+    """One node (in-memory adapter) or two nodes sharing Redis, as the contract sees them."""
+
+    def __init__(self, nodes: list[PubSub], redis_url: str | None) -> None:
+        self.nodes = nodes
+        self.redis_url = redis_url
+
+    def __getitem__(self, index: int) -> PubSub:
+        """Node `index`, wrapping around: with one node every index is that node."""
+        return self.nodes[index % len(self.nodes)]
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until Redis knows every node's subscriptions and has every publish so far."""
+        if self.redis_url is None:
+            return
+        adapters = [n.adapter for n in self.nodes]
+        assert all(isinstance(a, RedisPubSubAdapter) for a in adapters)
+        expected: dict[bytes, int] = {}
+        for adapter in adapters:
+            assert isinstance(adapter, RedisPubSubAdapter)
+            await adapter.flush()
+            for key in adapter.keys:
+                channel = (adapter.prefix + key).encode()
+                expected[channel] = expected.get(channel, 0) + 1
+        client = aredis.Redis.from_url(self.redis_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                counts = dict(await client.pubsub_numsub(*expected)) if expected else {}
+                if all(counts.get(ch, 0) == n for ch, n in expected.items()):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"subscriptions not settled: {counts} != {expected}")
+                await asyncio.sleep(0.01)
+        finally:
+            await client.aclose()
+
+
+NodesFactory = Callable[[], Awaitable[PubSubNodes]]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def pubsub_nodes(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[PubSubNodes]:
+    """The pub/sub under contract: `memory` is one node, `redis` two nodes on one redis-server."""
+    started: list[PubSub] = []
+    url: str | None = None
+    if request.param == "memory":
+        started.append(PubSub("n1"))
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+        for name in ("n1", "n2"):
+            started.append(PubSub(name, RedisPubSubAdapter(url, name)))
+    for node in started:
+        await node.start()
+    try:
+        yield PubSubNodes(started, url)
+    finally:
+        for node in started:
+            await node.stop()
