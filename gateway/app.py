@@ -13,7 +13,9 @@ from gateway.channels.router import Router
 from gateway.config import Settings
 from gateway.presence.memory import MemoryPresenceStore
 from gateway.presence.tracker import PresenceTracker
+from gateway.pubsub.adapter import LocalAdapter, PubSubAdapter
 from gateway.pubsub.core import PubSub
+from gateway.pubsub.redis import RedisPubSubAdapter
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
@@ -46,8 +48,21 @@ def build_rooms(settings: Settings, pubsub: PubSub) -> Rooms:
     return Rooms(RoomLimits.from_settings(settings), pubsub, presence, sessions, MemoryGraceQueue())
 
 
+def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
+    """In-memory for one process; Redis (or Redis Cluster) when the rooms span processes."""
+    if not settings.redis_url:
+        return LocalAdapter()
+    return RedisPubSubAdapter(
+        settings.redis_url,
+        settings.node,
+        cluster=settings.redis_cluster,
+        buffer_limit=settings.redis_buffer,
+        backoff_max_s=settings.redis_backoff_max_ms / 1000,
+    )
+
+
 def build_services(settings: Settings) -> Services:
-    pubsub = PubSub(settings.node)
+    pubsub = PubSub(settings.node, build_pubsub_adapter(settings))
     services = Services(settings, pubsub, build_router(settings), time.monotonic)
     services.extras["rooms"] = build_rooms(settings, pubsub)
     return services
@@ -73,7 +88,9 @@ async def readyz(request: web.Request) -> web.Response:
     if not services.pubsub.adapter.healthy:
         problems.append("pubsub backend unreachable")
     if problems:
-        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+        # Degraded: this node still serves its own clients, but not across nodes.
+        status = "unavailable" if services.hub.draining else "degraded"
+        return web.json_response({"status": status, "problems": problems}, status=503)
     return web.json_response({"status": "ready", "connections": len(services.hub)})
 
 

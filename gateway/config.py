@@ -87,6 +87,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     node_id: str = ""
     workers: int = 1
     presence_ttl_s: float = 30.0
+    redis_buffer: int = 10_000
+    redis_backoff_max_ms: int = 2_000
     # Operations
     drain_grace_s: float = 30.0
     drain_batch: int = 1_000
@@ -176,6 +178,8 @@ OPTION_HELP: dict[str, str] = {
     "redis_cluster": "treat redis_url as a Redis Cluster (sharded pub/sub)",
     "node_id": "this node's id (default: generated)",
     "workers": "worker processes sharing the port (SO_REUSEPORT); above 1 needs redis_url",
+    "redis_buffer": "cross-node publishes kept while Redis is unreachable; beyond it the oldest are dropped",
+    "redis_backoff_max_ms": "longest wait between Redis reconnect attempts (backoff doubles up to it)",
     "presence_ttl_s": "presence entries of a node that stops refreshing them expire after this long",
     "drain_grace_s": "longest a graceful drain may take",
     "drain_batch": "connections closed per drain step",
