@@ -13,7 +13,15 @@ import structlog
 from aiohttp import web
 
 from gateway.app import build_app, build_services
-from gateway.config import OPTION_HELP, Settings, env_name, field_types, flag_name, load_settings
+from gateway.config import (
+    OPTION_HELP,
+    Settings,
+    env_name,
+    field_types,
+    flag_name,
+    load_settings,
+    render_reference,
+)
 from gateway.errors import ConfigError
 
 log = structlog.get_logger("gateway")
@@ -41,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
     add_settings_arguments(serve)
+    sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     try:
         from gateway.loadtest.cli import add_loadtest_parser
     except ImportError:
@@ -107,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
             uvloop.install()
         return asyncio.run(serve(settings))
+    if args.command == "config-reference":
+        sys.stdout.write(render_reference())
+        return 0
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -247,3 +247,29 @@ def load_settings(
         return msgspec.convert(values, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def render_reference() -> str:
+    """The configuration reference (docs/configuration.md), from the Settings fields."""
+    defaults = Settings()
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every option is a flag of `python -m gateway serve` and an environment variable; flags",
+        "win over the environment. Booleans take `true`/`false` (flags: `--x` / `--no-x`).",
+        "This file is generated from `gateway/config.py` (`python -m gateway config-reference`).",
+        "",
+        "| option | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name in field_types():
+        default = getattr(defaults, name)
+        shown = (
+            "(empty)"
+            if default == ""
+            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        )
+        lines.append(
+            f"| `{flag_name(name)}` | `{env_name(name)}` | {shown} | {OPTION_HELP.get(name, '')} |"
+        )
+    return "\n".join(lines) + "\n"

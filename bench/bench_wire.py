@@ -1,0 +1,252 @@
+"""Wire core benchmark: echo round trips, broadcast fan-out, memory per idle joined connection.
+
+Every figure is measured for the gateway and for a bare aiohttp WebSocket server doing the same
+minimal work in the same run, and printed with the ratio. Load comes from worker processes so
+the ratio measures the servers, not the generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import time
+from typing import Any
+
+import aiohttp
+
+from bench.common import percentile, ratio, rss_kb, server
+
+ECHO_CONNECTIONS = 100
+FANOUT_SUBSCRIBERS = 10_000
+IDLE_CONNECTIONS = 4_000
+
+
+# -- echo -------------------------------------------------------------------------------------
+def _echo_worker(port: int, conns: int, duration: float, start: Any, out: Any) -> None:
+    import uvloop
+
+    out.put(uvloop.run(_echo(port, conns, duration, start)))
+
+
+async def _echo(port: int, conns: int, duration: float, start: Any) -> tuple[int, list[float]]:
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    async with aiohttp.ClientSession() as session:
+        sockets = [await session.ws_connect(url, max_msg_size=0) for _ in range(conns)]
+        for ws in sockets:
+            await ws.send_str('["1","1","echo:bench","phx_join",{}]')
+            await ws.receive()
+        while not start.is_set():
+            await asyncio.sleep(0.01)
+        deadline = time.perf_counter() + duration
+        latencies: list[float] = []
+
+        async def loop(ws: aiohttp.ClientWebSocketResponse) -> int:
+            n = 0
+            while time.perf_counter() < deadline:
+                n += 1
+                sent = time.perf_counter()
+                await ws.send_str(f'["1","{n + 1}","echo:bench","ping",{{"i":{n},"body":"hello"}}]')
+                await ws.receive()
+                if n % 4 == 0:
+                    latencies.append(time.perf_counter() - sent)
+            return n
+
+        counts = await asyncio.gather(*(loop(ws) for ws in sockets))
+        for ws in sockets:
+            await ws.close()
+    return sum(counts), latencies
+
+
+def run_echo(port: int, duration: float, workers: int) -> dict[str, float]:
+    start = mp.Event()
+    out: Any = mp.Queue()
+    procs = [
+        mp.Process(
+            target=_echo_worker, args=(port, ECHO_CONNECTIONS // workers, duration, start, out)
+        )
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.5)
+    start.set()
+    results = [out.get(timeout=duration + 60) for _ in procs]
+    for p in procs:
+        p.join()
+    total = sum(r[0] for r in results)
+    lat = [x for r in results for x in r[1]]
+    return {
+        "rps": total / duration,
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000,
+    }
+
+
+# -- fan-out ----------------------------------------------------------------------------------
+def _fan_worker(port: int, conns: int, rounds: int, ready: Any, out: Any) -> None:
+    import uvloop
+
+    out.put(uvloop.run(_fan(port, conns, rounds, ready)))
+
+
+async def _fan(port: int, conns: int, rounds: int, ready: Any) -> list[float]:
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    async with aiohttp.ClientSession() as session:
+        sockets = []
+        for i in range(conns):
+            ws = await session.ws_connect(url, max_msg_size=0)
+            await ws.send_str('["1","1","echo:fan","phx_join",{}]')
+            await ws.receive()
+            sockets.append(ws)
+        ready.put(conns)
+        arrivals: list[list[float]] = [[] for _ in range(rounds)]
+
+        async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+            for r in range(rounds):
+                await ws.receive()
+                arrivals[r].append(time.time())
+
+        await asyncio.gather(*(reader(ws) for ws in sockets))
+        for ws in sockets:
+            await ws.close()
+    return [max(a) for a in arrivals]
+
+
+def run_fanout(port: int, rounds: int, workers: int) -> dict[str, float]:
+    ready: Any = mp.Queue()
+    out: Any = mp.Queue()
+    per = FANOUT_SUBSCRIBERS // workers
+    procs = [
+        mp.Process(target=_fan_worker, args=(port, per, rounds, ready, out)) for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    sent_at: list[float] = []
+
+    async def sender_joined() -> None:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(
+                f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0", max_msg_size=0
+            )
+            await ws.send_str('["1","1","echo:fan","phx_join",{}]')
+            await ws.receive()
+            for r in range(rounds):
+                sent_at.append(time.time())
+                await ws.send_str(
+                    f'["1","{r + 2}","echo:fan","broadcast",{{"round":{r},"body":"fan-out payload"}}]'
+                )
+                got_reply = False
+                while not got_reply:
+                    msg = await ws.receive()
+                    got_reply = "phx_reply" in msg.data
+                await asyncio.sleep(1.5)
+            await ws.close()
+
+    asyncio.run(sender_joined())
+    lasts = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    spans = [max(w[r] for w in lasts) - sent_at[r] for r in range(rounds)]
+    best = min(spans)
+    return {
+        "last_delivery_ms": best * 1000,
+        "median_ms": percentile(spans, 50) * 1000,
+        "deliveries_per_s": FANOUT_SUBSCRIBERS / best,
+    }
+
+
+# -- idle memory ------------------------------------------------------------------------------
+def _idle_worker(port: int, conns: int, ready: Any, done: Any) -> None:
+    import uvloop
+
+    uvloop.run(_idle(port, conns, ready, done))
+
+
+async def _idle(port: int, conns: int, ready: Any, done: Any) -> None:
+    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
+    async with aiohttp.ClientSession() as session:
+        sockets = []
+        for i in range(conns):
+            ws = await session.ws_connect(url)
+            await ws.send_str(f'["1","1","echo:idle-{i}","phx_join",{{}}]')
+            await ws.receive()
+            sockets.append(ws)
+        ready.put(conns)
+        while not done.is_set():
+            await asyncio.sleep(0.1)
+        for ws in sockets:
+            await ws.close()
+
+
+def run_idle(port: int, pid: int, workers: int) -> dict[str, float]:
+    time.sleep(0.5)
+    before = rss_kb(pid)
+    ready: Any = mp.Queue()
+    done = mp.Event()
+    procs = [
+        mp.Process(target=_idle_worker, args=(port, IDLE_CONNECTIONS // workers, ready, done))
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    time.sleep(1.0)
+    after = rss_kb(pid)
+    done.set()
+    for p in procs:
+        p.join()
+    return {"kb_per_connection": (after - before) / IDLE_CONNECTIONS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", choices=["echo", "fanout", "idle"], default=None)
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name in ("echo", "fanout", "idle"):
+        if args.only and args.only != name:
+            continue
+        results[name] = {}
+        for kind in ("bare", "gateway"):
+            with server(kind) as (port, pid):
+                if name == "echo":
+                    results[name][kind] = run_echo(port, args.duration, args.workers)
+                elif name == "fanout":
+                    results[name][kind] = run_fanout(port, args.rounds, args.workers)
+                else:
+                    results[name][kind] = run_idle(port, pid, args.workers)
+    print("\nwire core benchmark (gateway vs bare aiohttp, same run)")
+    if "echo" in results:
+        g, b = results["echo"]["gateway"], results["echo"]["bare"]
+        print(
+            f"echo, {ECHO_CONNECTIONS} connections: gateway {g['rps']:.0f} rt/s p50 {g['p50_ms']:.2f} ms p99 {g['p99_ms']:.2f} ms | "
+            f"bare {b['rps']:.0f} rt/s p99 {b['p99_ms']:.2f} ms | throughput ratio {ratio(g['rps'], b['rps'])} (target >= 0.8x)"
+        )
+    if "fanout" in results:
+        g, b = results["fanout"]["gateway"], results["fanout"]["bare"]
+        print(
+            f"fan-out to {FANOUT_SUBSCRIBERS} subscribers: gateway last delivery {g['last_delivery_ms']:.1f} ms ({g['deliveries_per_s']:.0f} deliveries/s) | "
+            f"bare {b['last_delivery_ms']:.1f} ms ({b['deliveries_per_s']:.0f}/s) | ratio {ratio(g['deliveries_per_s'], b['deliveries_per_s'])} (target >= 0.8x)"
+        )
+    if "idle" in results:
+        g, b = results["idle"]["gateway"], results["idle"]["bare"]
+        print(
+            f"RSS per idle joined connection ({IDLE_CONNECTIONS}): gateway {g['kb_per_connection']:.1f} KB | bare {b['kb_per_connection']:.1f} KB | "
+            f"ratio {ratio(g['kb_per_connection'], b['kb_per_connection'])} (target <= 1.5x)"
+        )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
