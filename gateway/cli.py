@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
         configure_logging(settings)
+        if settings.workers > 1:
+            from gateway.workers import run_workers
+
+            return run_workers(settings, serve)
         with contextlib.suppress(ImportError):
             import uvloop
 
