@@ -12,6 +12,7 @@ from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.router import Router
 from gateway.config import Settings
 from gateway.errors import CLOSE_POLICY, RATE_LIMITED
+from gateway.loadtest.recording import Recorder
 from gateway.protocol.messages import Message
 from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
 from gateway.pubsub.core import PubSub
@@ -68,6 +69,11 @@ class Services:
         self._floods: dict[str, FloodTracker] = {}
         self.authenticator = build_authenticator(settings)
         self.origin_check = build_origin_check(settings)
+        self.recorder: Recorder | None = (
+            Recorder(settings.record_dir, settings.record_sample_rate)
+            if settings.record_dir
+            else None
+        )
         # Filled by the composition root when those features are on.
         self.extras: dict[str, Any] = {}
 

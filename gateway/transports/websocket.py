@@ -16,9 +16,11 @@ from aiohttp import WSMsgType, web
 
 from gateway.appkeys import SERVICES
 from gateway.errors import CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
+from gateway.loadtest.recording import SessionRecorder
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
+from gateway.transports.recording import RecordingSink
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -121,15 +123,31 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     assert transport is not None
     sink = WebSocketSink(ws, transport, settings.outbound_limit_bytes)  # type: ignore[arg-type]
-    conn = Connection(services, sink, serializer, conn_info)
+    recorder = services.recorder
+    session = (
+        recorder.maybe_start(conn_info.conn_id, conn_info.params, serializer.vsn)
+        if recorder is not None
+        else None
+    )
+    conn = Connection(
+        services, sink if session is None else RecordingSink(sink, session), serializer, conn_info
+    )
     sink._conn = conn
     conn.opened()
-    await _serve(ws, sink, conn, settings.idle_timeout_ms / 1000)
+    try:
+        await _serve(ws, sink, conn, settings.idle_timeout_ms / 1000, session)
+    finally:
+        if session is not None:
+            session.close()
     return ws
 
 
 async def _serve(
-    ws: web.WebSocketResponse, sink: WebSocketSink, conn: Connection, idle_s: float
+    ws: web.WebSocketResponse,
+    sink: WebSocketSink,
+    conn: Connection,
+    idle_s: float,
+    session: SessionRecorder | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     last_seen = time.monotonic()
@@ -151,8 +169,12 @@ async def _serve(
             last_seen = time.monotonic()
             kind = msg.type
             if kind is WSMsgType.TEXT:
+                if session is not None:
+                    session.frame("in", msg.data.encode(), True)
                 conn.receive_text(msg.data)
             elif kind is WSMsgType.BINARY:
+                if session is not None:
+                    session.frame("in", msg.data, False)
                 conn.receive_binary(msg.data)
             elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
