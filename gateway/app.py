@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
+import redis.asyncio as aredis
 from aiohttp import web
 
 from gateway.appkeys import SERVICES, SETTINGS
@@ -11,7 +14,12 @@ from gateway.channels.echo import EchoChannel
 from gateway.channels.room import RoomChannel
 from gateway.channels.router import Router
 from gateway.config import Settings
+from gateway.observability import metrics, tally
+from gateway.observability.exposition import render_latest
+from gateway.observability.looplag import start_loop_lag_monitor
 from gateway.presence.memory import MemoryPresenceStore
+from gateway.presence.redis import RedisPresenceStore
+from gateway.presence.store import PresenceStore
 from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.adapter import LocalAdapter, PubSubAdapter
 from gateway.pubsub.core import PubSub
@@ -19,9 +27,10 @@ from gateway.pubsub.redis import RedisPubSubAdapter
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
-from gateway.signaling.grace import MemoryGraceQueue
+from gateway.signaling.grace import GraceQueue, MemoryGraceQueue
+from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore
 from gateway.signaling.rooms import RoomLimits, Rooms
-from gateway.signaling.sessions import MemorySessionStore
+from gateway.signaling.sessions import MemorySessionStore, SessionStore
 from gateway.transports.longpoll import add_longpoll
 from gateway.transports.rooms_http import add_room_routes
 from gateway.transports.websocket import websocket_handler
@@ -35,17 +44,27 @@ def build_router(settings: Settings) -> Router:
     return router
 
 
-def build_rooms(settings: Settings, pubsub: PubSub) -> Rooms:
-    """The room channels' shared parts, on the memory backends (Redis comes with scale-out)."""
+def build_rooms(settings: Settings, pubsub: PubSub, client: aredis.Redis | None = None) -> Rooms:
+    """The room channels' shared parts: memory backends, or Redis ones every node shares."""
+    store: PresenceStore
+    sessions: SessionStore
+    grace: GraceQueue
+    if client is not None:
+        store = RedisPresenceStore(client)
+        sessions = RedisSessionStore(client, settings.session_retention_s)
+        grace = RedisGraceQueue(client)
+    else:
+        store = MemoryPresenceStore()
+        sessions = MemorySessionStore(settings.session_retention_s)
+        grace = MemoryGraceQueue()
     presence = PresenceTracker(
-        MemoryPresenceStore(),
+        store,
         pubsub,
         settings.node,
         coalesce_ms=settings.presence_coalesce_ms,
         ttl_s=settings.presence_ttl_s,
     )
-    sessions = MemorySessionStore(settings.session_retention_s)
-    return Rooms(RoomLimits.from_settings(settings), pubsub, presence, sessions, MemoryGraceQueue())
+    return Rooms(RoomLimits.from_settings(settings), pubsub, presence, sessions, grace)
 
 
 def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
@@ -64,7 +83,10 @@ def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
 def build_services(settings: Settings) -> Services:
     pubsub = PubSub(settings.node, build_pubsub_adapter(settings))
     services = Services(settings, pubsub, build_router(settings), time.monotonic)
-    services.extras["rooms"] = build_rooms(settings, pubsub)
+    client = aredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    if client is not None:
+        services.extras["redis"] = client  # the room stores' connection pool
+    services.extras["rooms"] = build_rooms(settings, pubsub, client)
     return services
 
 
@@ -80,13 +102,33 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    services: Services = request.app[SERVICES]
+async def metrics_handler(request: web.Request) -> web.Response:
+    ready_problems(request.app[SERVICES])
+    tally.flush()
+    body, content_type = render_latest()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def ready_problems(services: Services) -> list[str]:
+    """Why this node should not get new traffic (empty when ready); also sets gateway_ready."""
     problems: list[str] = []
     if services.hub.draining:
         problems.append("draining")
     if not services.pubsub.adapter.healthy:
         problems.append("pubsub backend unreachable")
+    metrics.READY.set(0 if problems else 1)
+    return problems
+
+
+async def _flush_tallies() -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        tally.flush()
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services: Services = request.app[SERVICES]
+    problems = ready_problems(services)
     if problems:
         # Degraded: this node still serves its own clients, but not across nodes.
         status = "unavailable" if services.hub.draining else "degraded"
@@ -106,16 +148,28 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
         add_longpoll(app, services, build_session_locator(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
     rooms: Rooms = services.extras["rooms"]
     add_room_routes(app, rooms, settings.admin_token, settings.demo)
+
+    background: list[asyncio.Task[None]] = []
 
     async def on_startup(app: web.Application) -> None:
         await services.pubsub.start()
         await rooms.start()
+        background.append(start_loop_lag_monitor())
+        background.append(asyncio.get_running_loop().create_task(_flush_tallies()))
+        ready_problems(services)
 
     async def on_cleanup(app: web.Application) -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await rooms.stop()
         await services.pubsub.stop()
+        if "redis" in services.extras:
+            await services.extras["redis"].aclose()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

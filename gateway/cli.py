@@ -67,9 +67,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def configure_logging(settings: Settings) -> None:
-    from gateway.observability import logsetup
+    from gateway.observability.logging import configure_logging as configure
 
-    logsetup.configure(settings.log_format, settings.log_level)
+    configure("json" if settings.log_format == "json" else "console", settings.log_level)
 
 
 async def serve(settings: Settings) -> int:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from gateway.observability import metrics, tally
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import Frame
 from gateway.protocol.serializers import Serializer
@@ -144,6 +145,8 @@ class PubSub:
                 continue
             sub.deliver(topic, event, payload, frames)
             count += 1
+        metrics.observe_fanout(count)
+        tally.BROADCAST_OUT.value += count
         return count
 
     def _remote(self, env: Envelope) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from gateway.channels.base import Channel, Reply, Stop
 from gateway.errors import CHANNEL_CRASH, JOIN_CRASHED, UNMATCHED_TOPIC
+from gateway.observability import metrics
+from gateway.observability.labels import classify_event
 from gateway.protocol.messages import PHX_CLOSE, PHX_ERROR, PHX_LEAVE, Message
 from gateway.pubsub.core import FrameCache
 from gateway.runtime.inbox import Inbox
@@ -93,6 +96,7 @@ class ChannelProcess:
     # -- frames -----------------------------------------------------------------------------
     def push(self, event: str, payload: Any) -> None:
         self.conn.send(self.conn.serializer.push(self.join_ref, self.topic, event, payload))
+        metrics.count_message_out("push")
 
     def reply(self, ref: Any, status: str, response: Any) -> None:
         self.conn.reply(self.join_ref, ref, self.topic, status, response)
@@ -119,6 +123,7 @@ class ChannelProcess:
             ended = self._stop_reason or "shutdown"
         except Exception:
             log.exception("channel crashed", topic=self.topic, conn_id=self.conn.id)
+            metrics.CHANNEL_CRASHES.inc()
             ended = "crash"
             crashed = self.conn.owns(self)
         finally:
@@ -136,6 +141,9 @@ class ChannelProcess:
         except Exception:
             log.exception("join crashed", topic=self.topic, conn_id=conn.id)
             reply = Reply("error", {"reason": JOIN_CRASHED})
+            metrics.count_join("crash")
+        else:
+            metrics.count_join("ok" if reply.status == "ok" else "error")
         if reply.status != "ok":
             conn.reply(join.join_ref, join.ref, self.topic, reply.status, reply.response)
             self._close_old(previous)
@@ -143,6 +151,7 @@ class ChannelProcess:
             self._refuse_pending()
             return False
         self.joined = True
+        metrics.CHANNELS_JOINED.inc()
         conn.services.pubsub.subscribe(self.topic, self)
         conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
@@ -175,7 +184,11 @@ class ChannelProcess:
                     self._control(PHX_CLOSE, {})
                     self.conn.channel_ended(self)
                     return "left"
+                started = perf_counter()
                 result = await channel.handle_in(msg.event, msg.payload, msg.ref)
+                metrics.observe_handling(
+                    classify_event(self.topic, msg.event), perf_counter() - started
+                )
                 if result is None:
                     continue
                 if isinstance(result, Reply):
@@ -196,6 +209,7 @@ class ChannelProcess:
         pubsub = self.conn.services.pubsub
         if self.joined:
             pubsub.unsubscribe(self.topic, self)
+            metrics.CHANNELS_JOINED.dec()
         for key in self._extra_keys or ():
             pubsub.unsubscribe(key, self)
         self.conn.channel_ended(self)

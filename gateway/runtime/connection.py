@@ -14,6 +14,8 @@ import msgspec
 import structlog
 
 from gateway.errors import CLOSE_GOING_AWAY, ClientError
+from gateway.observability import metrics
+from gateway.observability.labels import classify_event
 from gateway.protocol.messages import Frame, Message
 from gateway.protocol.serializers import Serializer
 from gateway.protocol.socket_state import Action, SocketState
@@ -55,6 +57,7 @@ class Connection:
         "id",
         "info",
         "serializer",
+        "serializer_label",
         "services",
         "sink",
         "state",
@@ -77,6 +80,7 @@ class Connection:
         self.state = SocketState(services.settings.max_channels)
         self.channels: dict[str, ChannelProcess] = {}
         self.closed = False
+        self.serializer_label = "v2" if serializer.vsn.startswith("2") else "v1"
 
     @staticmethod
     def new_id(node: str) -> str:
@@ -84,6 +88,7 @@ class Connection:
 
     # -- lifecycle --------------------------------------------------------------------------
     def opened(self) -> None:
+        metrics.connection_opened(self.sink.transport, self.serializer_label)  # type: ignore[arg-type]
         self.services.hub.add(self)
         if self.info.socket_id:
             self.services.pubsub.subscribe(self.info.socket_id, self)
@@ -98,6 +103,8 @@ class Connection:
         for process in list(self.channels.values()):
             process.stop(reason)
         self.services.hub.remove(self)
+        self.services.forget(self)
+        metrics.connection_closed(self.sink.transport, self.serializer_label)  # type: ignore[arg-type]
 
     def close(self, code: int, reason: str = "") -> None:
         """Close the transport with `code`, then stop the channels."""
@@ -129,11 +136,13 @@ class Connection:
         if self.closed:
             return
         services = self.services
+        metrics.count_message_in(classify_event(msg.topic, msg.event))
         decision = self.state.decide(msg, services.router.match(msg.topic) is not None)
         action = decision.action
         if action is Action.DELIVER:
             refusal = services.admit_push(self, msg)
             if refusal is not None:
+                metrics.count_rate_limited_push(classify_event(msg.topic, msg.event))
                 self.reply(self.state.channels[msg.topic], msg.ref, msg.topic, "error", refusal)
                 return
             self.channels[msg.topic].put(msg)
@@ -142,10 +151,13 @@ class Connection:
         elif action is Action.JOIN or action is Action.REJOIN:
             refusal = services.admit_join(self, msg)
             if refusal is not None:
+                metrics.count_join("rate_limited")
                 self.reply(msg.join_ref, msg.ref, msg.topic, "error", refusal)
                 return
             self._join(msg)
         elif action is Action.REPLY:
+            if msg.event == "phx_join":
+                metrics.count_join("unmatched" if decision.join_ref is None else "limit")
             self.reply(decision.join_ref, msg.ref, msg.topic, decision.status, decision.response)
         # Action.DROP: a stale join_ref gets nothing at all (section 3.4).
 
@@ -175,6 +187,7 @@ class Connection:
             self.sink.send(frame)
 
     def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> None:
+        metrics.count_reply(status)
         self.send(self.serializer.reply(join_ref, ref, topic, status, response))
 
     # -- the socket id subscription (reference section 4.1) ---------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.errors import CLOSE_RESTART
+from gateway.observability import metrics
 
 if TYPE_CHECKING:
     from gateway.runtime.connection import Connection
@@ -50,12 +51,15 @@ class Hub:
     async def drain(self, grace_s: float, batch: int, interval_s: float) -> int:
         """Close every connection with 1012 in batches; returns how many were still open."""
         self.draining = True
+        metrics.DRAIN_DRAINING.set(1)
+        metrics.READY.set(0)
         deadline = time.monotonic() + grace_s
         total = len(self.connections)
         log.info("drain started", connections=total, grace_s=grace_s)
         while self.connections and time.monotonic() < deadline:
             for conn in list(self.connections.values())[:batch]:
                 conn.close(CLOSE_RESTART, "draining")
+            metrics.DRAIN_CONNECTIONS_REMAINING.set(len(self.connections))
             if self.connections:
                 remaining = deadline - time.monotonic()
                 await asyncio.sleep(max(0.0, min(interval_s, remaining)))
@@ -65,5 +69,6 @@ class Hub:
         except TimeoutError:
             pass
         left = len(self.connections)
+        metrics.DRAIN_CONNECTIONS_REMAINING.set(left)
         log.info("drain finished", closed=total - left, left=left)
         return left

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from gateway.auth.authenticator import Refusal
+from gateway.observability.labels import ConnectResult
 from gateway.protocol.serializers import Serializer, select_serializer
 from gateway.runtime.connection import Connection, SocketInfo
 from gateway.transports.params import parse_query
@@ -32,6 +33,20 @@ class ConnectRefused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+    @property
+    def result(self) -> ConnectResult:
+        """The `result` label of the connects metric."""
+        return _RESULTS.get(self.reason, "auth")
+
+
+_RESULTS: dict[str, ConnectResult] = {
+    "draining": "draining",
+    "capacity": "capacity",
+    "rate_limited": "rate_limited",
+    "origin": "origin",
+    "vsn": "vsn",
+}
 
 
 def split_subprotocols(header: str | None) -> tuple[str | None, list[str]]:

@@ -17,6 +17,8 @@ from aiohttp import WSMsgType, web
 from gateway.appkeys import SERVICES
 from gateway.errors import CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
 from gateway.loadtest.recording import SessionRecorder
+from gateway.observability import metrics
+from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
@@ -75,7 +77,9 @@ class WebSocketSink:
         if transport.is_closing():
             return
         transport.write(data)
+        WS_BYTES_OUT.value += len(data)
         if transport.get_write_buffer_size() > self._limit:
+            metrics.SLOW_CONSUMER_DISCONNECTS.inc()
             log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
             if self._conn is not None:
                 self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
@@ -103,9 +107,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         conn_info, serializer = connect_socket(services, request, auth_token, "websocket")
     except ConnectRefused as refusal:
+        metrics.count_connect("websocket", refusal.result)
         return web.Response(status=refusal.status)
     if offered and "phoenix" not in offered:
         log.info("refused: subprotocols", offered=offered)
+        metrics.count_connect("websocket", "vsn")
         return web.Response(status=403)
     ws = web.WebSocketResponse(
         protocols=("phoenix",) if offered else (),
@@ -120,6 +126,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             text="'connection' header must contain 'upgrade' and 'upgrade' must be 'websocket'",
         )
     await ws.prepare(request)
+    metrics.count_connect("websocket", "ok")
     transport = request.transport
     assert transport is not None
     sink = WebSocketSink(ws, transport, settings.outbound_limit_bytes)  # type: ignore[arg-type]
@@ -160,6 +167,7 @@ async def _serve(
             timer = loop.call_later(remaining, check_idle)
             return
         log.info("idle timeout", conn_id=conn.id, user_id=conn.info.user_id)
+        metrics.IDLE_TIMEOUTS.inc()
         conn.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
 
     timer = loop.call_later(idle_s, check_idle)
@@ -171,8 +179,10 @@ async def _serve(
             if kind is WSMsgType.TEXT:
                 if session is not None:
                     session.frame("in", msg.data.encode(), True)
+                WS_BYTES_IN.value += len(msg.data)
                 conn.receive_text(msg.data)
             elif kind is WSMsgType.BINARY:
+                WS_BYTES_IN.value += len(msg.data)
                 if session is not None:
                     session.frame("in", msg.data, False)
                 conn.receive_binary(msg.data)
