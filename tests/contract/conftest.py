@@ -113,3 +113,42 @@ async def pubsub_nodes(
     finally:
         for node in started:
             await node.stop()
+
+
+class Clock:
+    """Wall time that tests move by hand (memory backends), or real time (Redis backends)."""
+
+    def __init__(self, real: bool) -> None:
+        self.real = real
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return time.time() if self.real else self.now
+
+    async def advance(self, seconds: float) -> None:
+        if self.real:
+            await asyncio.sleep(seconds)
+        else:
+            self.now += seconds
+
+
+class StoreBackend:
+    """Which backend a store contract runs on, and its clock."""
+
+    def __init__(self, name: str, client: aredis.Redis | None) -> None:
+        self.name = name
+        self.client = client
+        self.clock = Clock(real=client is not None)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store_backend(request: pytest.FixtureRequest) -> AsyncIterator[StoreBackend]:
+    if request.param == "memory":
+        yield StoreBackend("memory", None)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = aredis.Redis.from_url(server.url)
+    try:
+        yield StoreBackend("redis", client)
+    finally:
+        await client.aclose()
