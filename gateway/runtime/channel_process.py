@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.channel")
 
-_IN, _OUT, _INFO = 0, 1, 2
+_IN, _OUT, _INFO, _REFUSED = 0, 1, 2, 3
 _ids = itertools.count(1)
 
 
@@ -69,6 +69,10 @@ class ChannelProcess:
 
     def put(self, msg: Message) -> None:
         self.inbox.put((_IN, msg))
+
+    def refuse(self, msg: Message, response: Any) -> None:
+        """Answer a push the connection refused, in order with the replies before it."""
+        self.inbox.put((_REFUSED, msg, response))
 
     def send_info(self, message: Any) -> None:
         self.inbox.put((_INFO, message))
@@ -165,7 +169,7 @@ class ChannelProcess:
 
     def _refuse_pending(self) -> None:
         for item in self.inbox.drain():
-            if item[0] == _IN:
+            if item[0] in (_IN, _REFUSED):
                 msg: Message = item[1]
                 if msg.event == PHX_LEAVE:
                     self.conn.reply(msg.join_ref, msg.ref, self.topic, "ok", {})
@@ -200,6 +204,8 @@ class ChannelProcess:
                     self._control(PHX_CLOSE, {})
                     self.conn.channel_ended(self)
                     return result.reason
+            elif kind == _REFUSED:
+                self.reply(item[1].ref, "error", item[2])
             elif kind == _OUT:
                 await channel.handle_out(item[1], item[2])
             else:

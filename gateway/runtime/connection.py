@@ -143,7 +143,9 @@ class Connection:
             refusal = services.admit_push(self, msg)
             if refusal is not None:
                 metrics.count_rate_limited_push(classify_event(msg.topic, msg.event))
-                self.reply(self.state.channels[msg.topic], msg.ref, msg.topic, "error", refusal)
+                process = self.channels.get(msg.topic)
+                if process is not None:
+                    process.refuse(msg, refusal)
                 return
             self.channels[msg.topic].put(msg)
         elif action is Action.HEARTBEAT:
