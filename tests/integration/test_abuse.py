@@ -72,7 +72,8 @@ async def test_flooder_gets_rate_limited_then_1008_and_polite_client_is_unaffect
         # the burst of 5 first, then refusals, in the order of the pushes, then the close
         assert replies[:5] == ["ok"] * 5
         assert set(replies[5:]) <= {"ok", "rate_limited"}
-        assert replies.count("rate_limited") >= 20  # refilled tokens let a few more through
+        # refilled tokens let a few more through; the refusal that trips the rule closes instead
+        assert replies.count("rate_limited") >= 19
         assert close_code == 1008
         assert len(latencies) == 10
         assert max(latencies) < 0.25
