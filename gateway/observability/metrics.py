@@ -330,6 +330,7 @@ _BYTES_OUT: Final = {t: BYTES_OUT.labels(t) for t in TRANSPORTS}
 _JOINS: Final = {r: JOINS.labels(r) for r in JOIN_RESULTS}
 _MESSAGES_IN: Final = {c: MESSAGES_IN.labels(c) for c in EVENT_CLASSES}
 _MESSAGES_OUT: Final = {k: MESSAGES_OUT.labels(k) for k in OUT_KINDS}
+_MESSAGES_OUT_REPLY: Final = _MESSAGES_OUT["reply"]
 _HANDLING: Final = {c: MESSAGE_HANDLING.labels(c) for c in EVENT_CLASSES}
 _REPLIES: Final = {s: REPLIES.labels(s) for s in REPLY_STATUSES}
 _RATE_LIMITED: Final = {c: RATE_LIMITED_PUSHES.labels(c) for c in EVENT_CLASSES}
@@ -383,14 +384,21 @@ def observe_handling(event_class: EventClass, seconds: float) -> None:
 
 
 def count_message_out(kind: OutKind, count: int = 1) -> None:
-    """`count` outbound messages of `kind` were queued (a broadcast passes its fan-out)."""
+    """`count` outbound messages of `kind` were queued (a broadcast passes its fan-out).
+
+    Replies are counted by `count_reply`; call this for pushes and broadcasts.
+    """
     _MESSAGES_OUT[kind].inc(count)
 
 
 def count_reply(status: str) -> None:
-    """A phx_reply with this status went out; unknown statuses fold into `other`."""
+    """A phx_reply with this status went out; unknown statuses fold into `other`.
+
+    Also counts the reply in `MESSAGES_OUT{kind="reply"}`, so reply call sites make one call.
+    """
     folded: ReplyStatus = reply_status(status)
     _REPLIES[folded].inc()
+    _MESSAGES_OUT_REPLY.inc()
 
 
 def count_rate_limited_push(event_class: EventClass) -> None:

@@ -239,15 +239,9 @@ async def _reply(ws: aiohttp.ClientWebSocketResponse, ref: str) -> list[Any]:
 
 
 @pytest.fixture
-async def open_socket(
-    gateway: GatewayFactory,
-) -> AsyncIterator[tuple[int, aiohttp.ClientWebSocketResponse]]:
-    gw = await gateway()
-    async with (
-        aiohttp.ClientSession() as session,
-        session.ws_connect(f"ws://127.0.0.1:{gw.port}/socket/websocket?vsn=2.0.0") as ws,
-    ):
-        yield gw.port, ws
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 async def _drive_load(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -299,20 +293,38 @@ async def _wait_for_scrapes_after(prom: Prometheus, moment: float, scrapes: int)
     pytest.fail(f"no scrape of the gateway after the load:\n{prom.log_path.read_text()}")
 
 
+async def _wait_for_recorded(prom: Prometheus, records: set[str]) -> None:
+    """Wait until each recording rule has written a sample over the scraped data.
+
+    Rules run every second, but a rule that reads another rule's output lags one evaluation
+    behind it, and the first evaluations see too few samples for rate().
+    """
+    deadline = time.monotonic() + 20
+    missing = set(records)
+    while missing and time.monotonic() < deadline:
+        missing = {name for name in missing if not prom.query(name)["data"]["result"]}
+        if missing:
+            await asyncio.sleep(0.25)
+    assert not missing, f"recording rules produced nothing: {sorted(missing)}"
+
+
 # --- tests ------------------------------------------------------------------------------------
 
 
 async def test_prometheus_evaluates_every_dashboard_and_rule_expression(
-    open_socket: tuple[int, aiohttp.ClientWebSocketResponse],
+    gateway: GatewayFactory,
+    client: aiohttp.ClientSession,
     prometheus_factory: list[Prometheus],
     tmp_path: Path,
 ) -> None:
-    port, ws = open_socket
+    port = (await gateway()).port
     prom = Prometheus(tmp_path, port)
     prometheus_factory.append(prom)
     await asyncio.to_thread(prom.start)
 
     before = await asyncio.to_thread(_fetch_metrics, port)
+    # The socket stays open until the end, so the connections gauge reads 1 while querying.
+    ws = await client.ws_connect(f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0")
     await _drive_load(ws)
     load_done = time.time()
     after = await asyncio.to_thread(_fetch_metrics, port)
@@ -330,8 +342,7 @@ async def test_prometheus_evaluates_every_dashboard_and_rule_expression(
     } <= moved, sorted(moved)
 
     await _wait_for_scrapes_after(prom, load_done, scrapes=2)
-    # Recording rules run every second; give them one evaluation over the new samples.
-    await asyncio.sleep(1.2)
+    await _wait_for_recorded(prom, {name for name in moved if ":" in name})
 
     expressions = dashboard_expressions() + rule_expressions()
     assert len(expressions) >= 60
@@ -348,6 +359,7 @@ async def test_prometheus_evaluates_every_dashboard_and_rule_expression(
         checked_non_empty += 1
         if not answer["data"]["result"]:
             failures.append(f"{expression.origin}: no series  <- {expression.promql}")
+    print(f"{len(expressions)} expressions parsed, {checked_non_empty} returned series")
     assert not failures, "\n".join(failures)
     # Most expressions read metrics the load moved; make sure the check really ran on them.
     assert checked_non_empty >= 25, checked_non_empty
@@ -360,6 +372,9 @@ async def test_prometheus_evaluates_every_dashboard_and_rule_expression(
     assert not unhealthy, unhealthy
     recorded = prom.query("job:gateway_replies:rate5m")["data"]["result"]
     assert recorded and recorded[0]["metric"]["job"] == "gateway"
+    connections = prom.query('sum(gateway_socket_connections_active{job="gateway"})')
+    assert connections["data"]["result"][0]["value"][1] == "1"
+    await ws.close()
 
 
 def test_referenced_metrics_reads_names_not_functions_or_labels() -> None:

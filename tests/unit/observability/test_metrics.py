@@ -96,6 +96,13 @@ CASES: list[tuple[str, Callable[[], None], str, dict[str, str], float]] = [
         1,
     ),
     (
+        "count_reply counts a message out",
+        lambda: m.count_reply("ok"),
+        "gateway_message_sent_total",
+        {"kind": "reply"},
+        1,
+    ),
+    (
         "count_reply folds unknown statuses",
         lambda: m.count_reply("timeout"),
         "gateway_channel_replies_total",
