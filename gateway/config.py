@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     burst_connect: int = 20
     rate_other: float = 20.0
     burst_other: int = 40
+    rate_echo: float = 0.0
+    burst_echo: int = 100
     # Rooms
     room_max_members: int = 50
     room_grace_ms: int = 15_000
@@ -168,6 +170,8 @@ OPTION_HELP: dict[str, str] = {
     "burst_connect": "connect burst",
     "rate_other": "other pushes per second per user",
     "burst_other": "other pushes burst",
+    "rate_echo": "echo:* pushes per second per user (0: not limited)",
+    "burst_echo": "echo:* burst",
     "room_max_members": "members one room holds",
     "room_grace_ms": "how long a dropped member stays addressable",
     "room_grace_queue": "messages queued for one dropped member",

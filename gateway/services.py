@@ -40,13 +40,16 @@ def event_class(topic: str, event: str) -> str:
 
 
 def limiter_specs(s: Settings) -> dict[str, BucketSpec]:
-    return {
+    specs = {
         "signaling": BucketSpec(s.rate_signaling, s.burst_signaling),
         "chat": BucketSpec(s.rate_chat, s.burst_chat),
         "join": BucketSpec(s.rate_join, s.burst_join),
         "connect": BucketSpec(s.rate_connect, s.burst_connect),
         "other": BucketSpec(s.rate_other, s.burst_other),
     }
+    if s.rate_echo > 0:
+        specs["echo"] = BucketSpec(s.rate_echo, s.burst_echo)
+    return specs
 
 
 class Services:
