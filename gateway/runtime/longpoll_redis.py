@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from gateway.protocol.longpoll import Answer, Forwarded
+from gateway.protocol.longpoll import POST, REQUEST_TIMEOUT, Answer, Forwarded, status_body
 from gateway.runtime.longpoll_locator import Serve
 
 log = structlog.get_logger("gateway.longpoll.redis")
@@ -31,6 +31,7 @@ REQUEST_PREFIX = "gateway:lp:"
 REPLY_PREFIX = "gateway:lp:reply:"
 ACK = "ack"
 ANSWER = "answer"
+TIMED_OUT = Answer(200, status_body(REQUEST_TIMEOUT))
 
 
 class _Request(msgspec.Struct, array_like=True, frozen=True):
@@ -113,10 +114,15 @@ class RedisSessionLocator:
                 return None  # nobody owns that node's channel any more
             try:
                 await asyncio.wait_for(asyncio.shield(pending.ack), self.timeout_s)
+            except TimeoutError:
+                log.info("long-poll owner did not acknowledge", node=node, kind=request.kind)
+                return None
+            try:
                 return await asyncio.wait_for(pending.answer, wait_s + self.timeout_s)
             except TimeoutError:
                 log.info("long-poll owner did not answer", node=node, kind=request.kind)
-                return None
+                # The owner has the batch but did not finish it within the window (section 5.3).
+                return TIMED_OUT if request.kind == POST else None
         finally:
             del self._pending[reply_to]
 
