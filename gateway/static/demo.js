@@ -1,0 +1,184 @@
+// The demo room: phoenix.js for signaling, chat and presence; RTCPeerConnection for the call.
+//
+// Roles by user id: the "impolite" peer (the smaller id) makes the first offer. Later offers
+// follow perfect negotiation (the W3C pattern): on a collision the polite peer (the larger id)
+// rolls back and the impolite one ignores the incoming offer.
+// ICE candidates that arrive before the remote description is set are buffered.
+import { Socket, Presence } from "/demo/phoenix.mjs"
+
+const $ = (id) => document.getElementById(id)
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+let roomId = location.hash.slice(1).toLowerCase()
+if (!UUID.test(roomId)) {
+  roomId = crypto.randomUUID()
+  history.replaceState(null, "", `#${roomId}`)
+}
+$("room-id").textContent = roomId
+
+const query = new URLSearchParams(location.search)
+const params = query.get("user") ? { token: query.get("user") } : {}
+const socket = new Socket("/socket", { params })
+socket.connect()
+const channel = socket.channel(`room:${roomId}`, { tracks: ["video"] })
+const presence = new Presence(channel)
+const peers = new Map() // user id -> {pc, dc, polite, makingOffer, ignoreOffer, pending}
+let me = null
+let localStream = null
+
+function log(list, text) {
+  const li = document.createElement("li")
+  li.textContent = text
+  $(list).append(li)
+  li.scrollIntoView({ block: "nearest" })
+}
+
+function status(text) {
+  $("status").textContent = text
+  console.warn(text)
+}
+
+function send(event, payload) {
+  console.debug("send", event, payload.to, payload.type ?? payload.candidate ?? "")
+  channel.push(event, payload)
+    .receive("error", (resp) => status(`${event} refused: ${JSON.stringify(resp)}`))
+    .receive("timeout", () => status(`${event} timed out`))
+}
+
+function peerFor(peerId) {
+  let peer = peers.get(peerId)
+  if (peer && !["failed", "closed"].includes(peer.pc.connectionState)) return peer
+  if (peer) peer.pc.close()
+  const pc = new RTCPeerConnection({ iceServers: [] })
+  // Negotiated out of band (same id on both sides): no glare over who creates it.
+  const dc = pc.createDataChannel("demo", { negotiated: true, id: 0 })
+  peer = { pc, dc, polite: me > peerId, makingOffer: false, ignoreOffer: false, pending: [] }
+  peers.set(peerId, peer)
+
+  dc.onopen = dc.onclose = () => { $("dc-state").textContent = dc.readyState }
+  dc.onmessage = ({ data }) => log("data-log", `${peerId.slice(0, 8)}: ${data}`)
+  pc.onconnectionstatechange = () => { $("conn-state").textContent = pc.connectionState }
+  pc.onicecandidate = ({ candidate }) => {
+    const init = candidate ? candidate.toJSON() : { candidate: "", sdpMid: null, sdpMLineIndex: null }
+    send("ice-candidate", { ...init, to: peerId })
+  }
+  pc.onnegotiationneeded = async () => {
+    // The first offer is the impolite peer's: two simultaneous first offers (both pages add
+    // their camera at once) are glare that a rollback in the middle of ICE gathering handles
+    // badly. The polite peer's tracks join through its answer; later changes negotiate freely.
+    if (peer.polite && !pc.remoteDescription) return
+    try {
+      peer.makingOffer = true
+      await pc.setLocalDescription()
+      send("offer", { sdp: pc.localDescription.sdp, type: "offer", to: peerId })
+    } catch (err) {
+      status(`offer failed: ${err}`)
+    } finally {
+      peer.makingOffer = false
+    }
+  }
+  pc.ontrack = ({ streams: [stream] }) => {
+    let video = document.querySelector(`video[data-peer="${peerId}"]`)
+    if (!video) {
+      video = Object.assign(document.createElement("video"), { autoplay: true, playsInline: true, muted: true })
+      video.dataset.peer = peerId
+      $("videos").append(video)
+    }
+    video.srcObject = stream
+  }
+  if (localStream) for (const track of localStream.getTracks()) pc.addTrack(track, localStream)
+  return peer
+}
+
+async function onDescription(payload) {
+  console.debug("got", payload.type, "from", payload.from)
+  const peer = peerFor(payload.from)
+  const { pc } = peer
+  const description = new RTCSessionDescription({ type: payload.type, sdp: payload.sdp })
+  const collision = description.type === "offer" && (peer.makingOffer || pc.signalingState !== "stable")
+  peer.ignoreOffer = !peer.polite && collision
+  if (peer.ignoreOffer) return
+  await pc.setRemoteDescription(description) // the polite side rolls back implicitly
+  for (const candidate of peer.pending.splice(0)) await addCandidate(peer, candidate)
+  if (description.type === "offer") {
+    await pc.setLocalDescription()
+    send("answer", { sdp: pc.localDescription.sdp, type: "answer", to: payload.from })
+  }
+}
+
+async function addCandidate(peer, { candidate, sdpMid, sdpMLineIndex, usernameFragment }) {
+  if (candidate === "") return // end of candidates: nothing to add
+  try {
+    await peer.pc.addIceCandidate({ candidate, sdpMid, sdpMLineIndex, usernameFragment })
+  } catch (err) {
+    if (!peer.ignoreOffer) status(`candidate refused: ${err}`)
+  }
+}
+
+async function onCandidate(payload) {
+  const peer = peerFor(payload.from)
+  // Before the remote description the candidate cannot be added yet: keep it for later.
+  if (!peer.pc.remoteDescription) peer.pending.push(payload)
+  else await addCandidate(peer, payload)
+}
+
+channel.on("offer", (p) => onDescription(p).catch((err) => status(`offer: ${err}`)))
+channel.on("answer", (p) => onDescription(p).catch((err) => status(`answer: ${err}`)))
+channel.on("ice-candidate", (p) => onCandidate(p).catch((err) => status(`candidate: ${err}`)))
+channel.on("peer-ready", ({ from }) => { if (from !== me) peerFor(from) })
+channel.on("undeliverable", ({ event, to }) => status(`${event} to ${to} could not be delivered`))
+channel.on("new_msg", ({ from, body }) => log("chat", `${from === me ? "me" : from.slice(0, 8)}: ${body}`))
+
+presence.onSync(() => {
+  $("participants").replaceChildren(...presence.list((id, { metas }) => {
+    const li = document.createElement("li")
+    li.textContent = `${id}${metas.length > 1 ? ` (${metas.length} tabs)` : ""}`
+    li.dataset.user = id
+    if (id === me) li.className = "me"
+    return li
+  }))
+})
+
+$("chat-form").addEventListener("submit", (e) => {
+  e.preventDefault()
+  const body = $("chat-input").value.trim()
+  if (body) send("new_msg", { body })
+  $("chat-input").value = ""
+})
+
+function sendData(text) {
+  let sent = 0
+  for (const { dc } of peers.values()) if (dc.readyState === "open") { dc.send(text); sent++ }
+  if (sent) log("data-log", `me: ${text}`)
+  return sent
+}
+
+$("data-form").addEventListener("submit", (e) => {
+  e.preventDefault()
+  sendData($("data-input").value)
+  $("data-input").value = ""
+})
+
+async function start() {
+  try {
+    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false })
+    $("local-video").srcObject = localStream
+  } catch (err) {
+    status(`no camera (${err.name}): data channel only`)
+  }
+  channel.join()
+    .receive("ok", ({ user_id }) => {
+      me = user_id
+      $("user-id").textContent = me
+    })
+    .receive("error", (resp) => status(`join refused: ${JSON.stringify(resp)}`))
+}
+
+// For tests and the curious: the call's state from the console.
+window.demo = {
+  get me() { return me },
+  roomId,
+  sendData,
+  peers: () => [...peers].map(([id, p]) => ({ id, connection: p.pc.connectionState, channel: p.dc.readyState })),
+}
+start()
