@@ -166,6 +166,7 @@ class RedisPubSubAdapter:
         backoff_max_s: float = 2.0,
         health_interval_s: float = 5.0,
         connect_timeout_s: float = 2.0,
+        resubscribe_grace_s: float | None = None,
         prefix: str = CHANNEL_PREFIX,
     ) -> None:
         self.url = url
@@ -177,6 +178,13 @@ class RedisPubSubAdapter:
         self.health_interval_s = health_interval_s
         self.connect_timeout_s = connect_timeout_s
         self.prefix = prefix
+        # Redis pub/sub drops what nobody is subscribed to. After an outage every node
+        # reconnects within one backoff period; publishing the backlog sooner would reach only
+        # the nodes that happened to be back first.
+        self.resubscribe_grace_s = (
+            backoff_max_s * 1.5 if resubscribe_grace_s is None else resubscribe_grace_s
+        )
+        self._hold_until = 0.0
         # Counters, read by the metrics layer.
         self.published = 0  # envelopes Redis accepted
         self.received = 0  # envelopes from other nodes handed to the core
@@ -326,6 +334,7 @@ class RedisPubSubAdapter:
                 log.debug("redis reconnect failed", error=str(exc), retry_in_s=delay)
                 continue
             self.reconnects += 1
+            self._hold_until = asyncio.get_running_loop().time() + self.resubscribe_grace_s
             log.info("redis pub/sub link restored", backlog=len(self._pending))
 
     async def _read_forever(self, link: Link) -> None:
@@ -366,6 +375,14 @@ class RedisPubSubAdapter:
             if link is None:
                 continue  # the supervisor wakes us once a link is back
             try:
+                hold = self._hold_until - asyncio.get_running_loop().time()
+                if hold > 0:
+                    async with self._flush_lock:
+                        if self._dirty:
+                            await self._sync_subscriptions(link)
+                    await asyncio.sleep(hold)
+                    if link is not self._link:
+                        continue
                 await self._flush_once(link)
             except LINK_ERRORS as exc:
                 log.warning("redis publish failed", error=str(exc))

@@ -1,0 +1,129 @@
+"""Faults with real processes: Redis restarted mid-session, a node killed under traffic, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.scale.conftest import TwoNodes, node_env, wait_subscribed
+from tests.scale.proxy import RoundRobinProxy
+from tests.support.gateway_proc import GatewayFactory
+from tests.support.node_client import NodeClientFactory
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.js, pytest.mark.redis]
+
+
+def readyz(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_redis_restart_mid_session_loses_no_message(
+    two_nodes: TwoNodes, node_client: NodeClientFactory
+) -> None:
+    ann = await node_client(two_nodes.a.ws_url, params={"token": "ann"})
+    bob = await node_client(two_nodes.b.ws_url, params={"token": "bob"})
+    topic = f"echo:{uuid.uuid4()}"
+    await ann.join("e", topic)
+    await bob.join("e", topic)
+    await wait_subscribed(two_nodes.redis.url, topic, 2)
+    for n in range(5):
+        await ann.push("e", "broadcast", {"n": n})
+
+    two_nodes.redis.kill()
+    await asyncio.sleep(0.3)
+    status, body = await asyncio.to_thread(readyz, two_nodes.a.url)
+    assert status == 503 and body["status"] == "degraded"
+    for n in range(5, 15):  # sent while Redis is down: ann's own node still echoes them
+        assert (await ann.push("e", "broadcast", {"n": n}))["status"] == "ok"
+    two_nodes.redis.start()
+    for n in range(15, 20):
+        await ann.push("e", "broadcast", {"n": n})
+
+    for client in (ann, bob):
+        got = [await client.expect_ev("message", event="broadcast", timeout=10) for _ in range(20)]
+        assert [m["payload"]["n"] for m in got] == list(range(20))
+    status, body = await asyncio.to_thread(readyz, two_nodes.a.url)
+    assert status == 200 and body["status"] == "ready"
+
+
+async def test_killed_node_clients_reconnect_to_the_other_and_carry_on(
+    two_nodes: TwoNodes, proxy: RoundRobinProxy, node_client: NodeClientFactory
+) -> None:
+    topic = f"room:{uuid.uuid4()}"
+    clients = [
+        await node_client(proxy.ws_url, params={"token": f"u{i}"}, fast_reconnect=True)
+        for i in range(4)
+    ]
+    for c in clients:
+        assert (await c.join("c", topic))["status"] == "ok"
+    for c in clients:
+        await c.expect(lambda e: e["ev"] == "presence_sync" and len(e["list"]) == 4, 5)
+
+    # Traffic, then SIGKILL node a mid-stream.
+    for n in range(3):
+        await clients[n % 4].push("c", "new_msg", {"body": f"before {n}"})
+    await two_nodes.a.kill()
+
+    # Everyone whose node died reconnects through the proxy to node b and rejoins.
+    for c in clients:
+        await c.expect(
+            lambda e: e["ev"] == "presence_sync" and len(e["list"]) == 4 and
+            all(len(p["metas"]) >= 1 for p in e["list"]), 10
+        )  # fmt: skip
+    for c in clients:
+        await c.expect(lambda e: e["ev"] == "state" or True, 0.1)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        states = [await c.state() for c in clients]
+        if all(s["socket"] == "open" and s["channels"]["c"] == "joined" for s in states):
+            break
+        assert asyncio.get_running_loop().time() < deadline, states
+        await asyncio.sleep(0.1)
+    sent = await clients[0].push("c", "new_msg", {"body": "after the crash"})
+    assert sent["status"] == "ok"
+    for c in clients:
+        chat = await c.expect(
+            lambda e: e.get("event") == "new_msg" and e["payload"]["body"] == "after the crash", 5
+        )
+        assert chat["payload"]["from"] == "u0"
+
+    # The dead node's presence entries expire (TTL 2 s here): every list ends with one meta
+    # per user, the one made by the rejoin on node b.
+    async def settled() -> list[object]:
+        return [sorted((p["key"], len(p["metas"])) for p in await c.presence("c")) for c in clients]
+
+    want = [sorted((f"u{i}", 1) for i in range(4))] * 4
+    deadline = asyncio.get_running_loop().time() + 10
+    while (got := await settled()) != want:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.2)
+
+
+async def test_workers_share_one_port_and_rooms(
+    gateway: GatewayFactory, redis_server: RedisServer, node_client: NodeClientFactory
+) -> None:
+    gw = await gateway("--workers", "2", env=node_env(redis_server.url, "w"))
+    topic = f"echo:{uuid.uuid4()}"
+    clients = [await node_client(gw.ws_url, params={"token": f"u{i}"}) for i in range(6)]
+    for c in clients:
+        await c.join("e", topic)
+    # SO_REUSEPORT spreads connections; both workers (nodes w-0 and w-1) end up subscribed.
+    await wait_subscribed(redis_server.url, topic, 2, timeout=10)
+
+    await clients[0].push("e", "broadcast", {"hello": "all"})
+    for c in clients:
+        assert (await c.expect_ev("message", event="broadcast"))["payload"] == {"hello": "all"}
+
+    gw.send_signal(signal.SIGTERM)
+    assert await gw.wait(15) == 0
