@@ -32,7 +32,7 @@ def _echo_worker(port: int, conns: int, duration: float, start: Any, out: Any) -
 
 async def _echo(port: int, conns: int, duration: float, start: Any) -> tuple[int, list[float]]:
     url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = [await session.ws_connect(url, max_msg_size=0) for _ in range(conns)]
         for ws in sockets:
             await ws.send_str('["1","1","echo:bench","phx_join",{}]')
@@ -93,9 +93,9 @@ def _fan_worker(port: int, conns: int, rounds: int, ready: Any, out: Any) -> Non
 
 async def _fan(port: int, conns: int, rounds: int, ready: Any) -> list[float]:
     url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = []
-        for i in range(conns):
+        for _ in range(conns):
             ws = await session.ws_connect(url, max_msg_size=0)
             await ws.send_str('["1","1","echo:fan","phx_join",{}]')
             await ws.receive()
@@ -128,7 +128,7 @@ def run_fanout(port: int, rounds: int, workers: int) -> dict[str, float]:
     sent_at: list[float] = []
 
     async def sender_joined() -> None:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             ws = await session.ws_connect(
                 f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0", max_msg_size=0
             )
@@ -168,7 +168,7 @@ def _idle_worker(port: int, conns: int, ready: Any, done: Any) -> None:
 
 async def _idle(port: int, conns: int, ready: Any, done: Any) -> None:
     url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = []
         for i in range(conns):
             ws = await session.ws_connect(url)
@@ -199,7 +199,9 @@ def run_idle(port: int, pid: int, workers: int) -> dict[str, float]:
     after = rss_kb(pid)
     done.set()
     for p in procs:
-        p.join()
+        p.join(30)
+        if p.is_alive():
+            p.terminate()
     return {"kb_per_connection": (after - before) / IDLE_CONNECTIONS}
 
 

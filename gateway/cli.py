@@ -12,7 +12,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.app import build_app, build_services
+from gateway.app import build_app, build_services, metrics_handler
+from gateway.appkeys import SERVICES
 from gateway.config import (
     OPTION_HELP,
     Settings,
@@ -81,6 +82,16 @@ async def serve(settings: Settings) -> int:
         runner, settings.host, settings.port, reuse_port=settings.workers > 1, backlog=4096
     )
     await site.start()
+    metrics_runner: web.AppRunner | None = None
+    if settings.metrics_port:
+        metrics_app = web.Application()
+        metrics_app[SERVICES] = services
+        metrics_app.router.add_get("/metrics", metrics_handler)
+        metrics_runner = web.AppRunner(metrics_app, handle_signals=False, access_log=None)
+        await metrics_runner.setup()
+        await web.TCPSite(
+            metrics_runner, settings.host, settings.metrics_port, reuse_port=settings.workers > 1
+        ).start()
     if settings.trust_token_as_user_id:
         log.warning("the token connect param is taken as the user id: development only")
     log.info(
@@ -98,6 +109,8 @@ async def serve(settings: Settings) -> int:
         settings.drain_grace_s, settings.drain_batch, settings.drain_interval_ms / 1000
     )
     await runner.cleanup()
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     log.info("stopped", connections_left=left)
     return 0
 
@@ -111,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
         configure_logging(settings)
+        if not settings.metrics:
+            from gateway.observability import metrics
+
+            metrics.disable()
         if settings.workers > 1:
             from gateway.workers import run_workers
 

@@ -96,6 +96,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     drain_batch: int = 1_000
     drain_interval_ms: int = 200
     metrics_port: int = 0
+    metrics: bool = True
     log_format: str = "console"
     log_level: str = "info"
     record_dir: str = ""
@@ -188,6 +189,7 @@ OPTION_HELP: dict[str, str] = {
     "drain_grace_s": "longest a graceful drain may take",
     "drain_batch": "connections closed per drain step",
     "drain_interval_ms": "pause between drain steps",
+    "metrics": "collect Prometheus metrics (off only to measure their cost)",
     "metrics_port": "serve /metrics on this port too (0: only on the main port)",
     "log_format": "console or json",
     "log_level": "debug, info, warning or error",

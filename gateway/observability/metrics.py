@@ -429,3 +429,33 @@ def count_signaling(event: SignalingEvent) -> None:
 def count_undeliverable(event: SignalingEvent) -> None:
     """A directed room message found no live or grace-queued target."""
     _UNDELIVERABLE[event].inc()
+
+
+def _ignore(*args: object, **kwargs: object) -> None:
+    return None
+
+
+def disable() -> None:
+    """Turn the per-event helpers into no-ops (`--no-metrics`): the series stay, frozen at start.
+
+    Used to measure what instrumentation costs; production keeps metrics on.
+    """
+    module = globals()
+    for name in (
+        "connection_opened",
+        "connection_closed",
+        "count_connect",
+        "add_bytes_in",
+        "add_bytes_out",
+        "count_join",
+        "count_message_in",
+        "observe_handling",
+        "count_message_out",
+        "count_reply",
+        "count_rate_limited_push",
+        "observe_fanout",
+        "observe_outbound_queue",
+        "count_signaling",
+        "count_undeliverable",
+    ):
+        module[name] = _ignore
