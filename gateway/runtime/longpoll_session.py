@@ -217,7 +217,3 @@ class SessionRegistry:
         if request.kind == rules.POLL:
             return await session.poll()
         return session.post(request.body, request.content_type)
-
-    def close_all(self, code: int, reason: str) -> None:
-        for session in list(self.sessions.values()):
-            session._end(code, reason)
