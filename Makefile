@@ -48,3 +48,8 @@ bench: venv static
 
 clean:
 	rm -rf $(VENV) $(STATIC)/node_modules tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# HAProxy, two gateways and redis-server as local processes; phoenix.js users ride a drain and a crash.
+cluster-smoke: venv
+	@scripts/setup-test-deps.sh
+	$(BIN)/python scripts/cluster_smoke.py
