@@ -31,7 +31,20 @@ def main() -> None:
     results = {}
     for name, args in (
         ("off", ("--no-rate-limits",)),
-        ("on", ("--rate-limits", "--rate-echo", "1000000000", "--burst-echo", "1000000000")),
+        (
+            "on",
+            (
+                "--rate-limits",
+                "--rate-echo",
+                "1000000000",
+                "--burst-echo",
+                "1000000000",
+                "--rate-connect",
+                "100000",
+                "--burst-connect",
+                "100000",
+            ),
+        ),
     ):
         with server("gateway", *args) as (port, _pid):
             results[name] = run_echo(port, 5.0, 2)
