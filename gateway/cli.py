@@ -10,10 +10,7 @@ import sys
 from typing import Any
 
 import structlog
-from aiohttp import web
 
-from gateway.app import build_app, build_services, metrics_handler
-from gateway.appkeys import SERVICES
 from gateway.config import (
     OPTION_HELP,
     Settings,
@@ -74,6 +71,15 @@ def configure_logging(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> int:
+    # Imported here: with --workers, prometheus_client must load only after the supervisor set
+    # up its multiprocess directory.
+    from aiohttp import web
+
+    from gateway.app import build_app, build_services, metrics_handler
+    from gateway.appkeys import SERVICES
+    from gateway.observability.multiproc import check_worker_setup
+
+    check_worker_setup()
     services = build_services(settings)
     app = build_app(settings, services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -82,7 +88,7 @@ async def serve(settings: Settings) -> int:
         runner, settings.host, settings.port, reuse_port=settings.workers > 1, backlog=4096
     )
     await site.start()
-    metrics_runner: web.AppRunner | None = None
+    metrics_runner: Any = None
     if settings.metrics_port:
         metrics_app = web.Application()
         metrics_app[SERVICES] = services
@@ -124,14 +130,21 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
         configure_logging(settings)
+        if settings.workers > 1:
+            import tempfile
+
+            from gateway.observability.multiproc import multiprocess_dir, prepare_multiprocess_dir
+            from gateway.workers import run_workers
+
+            # One page for the whole host: every worker writes its metrics to shared files.
+            prepare_multiprocess_dir(
+                multiprocess_dir() or tempfile.mkdtemp(prefix="gateway-metrics-")
+            )
+            return run_workers(settings, serve)
         if not settings.metrics:
             from gateway.observability import metrics
 
             metrics.disable()
-        if settings.workers > 1:
-            from gateway.workers import run_workers
-
-            return run_workers(settings, serve)
         with contextlib.suppress(ImportError):
             import uvloop
 

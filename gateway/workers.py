@@ -22,6 +22,7 @@ import msgspec
 import structlog
 
 from gateway.config import Settings
+from gateway.observability.multiproc import worker_exited
 
 log = structlog.get_logger("gateway.workers")
 
@@ -67,6 +68,7 @@ def run_workers(settings: Settings, serve: Serve) -> int:
         except ChildProcessError:
             break
         index = children.pop(pid, -1)
+        worker_exited(pid)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             log.warning("worker exited", worker=index, pid=pid, code=code, left=len(children))
@@ -80,6 +82,10 @@ def _worker_main(settings: Settings, serve: Serve) -> int:
     # The parent's handlers were inherited; the worker installs its own in `serve`.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if not settings.metrics:
+        from gateway.observability import metrics
+
+        metrics.disable()
     with contextlib.suppress(ImportError):
         import uvloop
 

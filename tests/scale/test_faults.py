@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 import uuid
 
+import aiohttp
 import pytest
 
 from tests.scale.conftest import TwoNodes, node_env, wait_subscribed
@@ -122,6 +123,18 @@ async def test_workers_share_one_port_and_rooms(
     await clients[0].push("e", "broadcast", {"hello": "all"})
     for c in clients:
         assert (await c.expect_ev("message", event="broadcast"))["payload"] == {"hello": "all"}
+
+    # Whichever worker answers a scrape, the page covers the whole host (multiprocess mode).
+    async with aiohttp.ClientSession() as http:
+        for _ in range(4):
+            async with http.get(f"{gw.url}/metrics") as resp:
+                page = await resp.text()
+            joins = [
+                line
+                for line in page.splitlines()
+                if line.startswith('gateway_channel_joins_total{result="ok"}')
+            ]
+            assert joins == ['gateway_channel_joins_total{result="ok"} 6.0']
 
     gw.send_signal(signal.SIGTERM)
     assert await gw.wait(15) == 0
