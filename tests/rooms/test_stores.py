@@ -146,3 +146,11 @@ async def test_sessions_bound_history_and_expire_after_retention() -> None:
     await store.left("r", "bob", room_empty=True)
     clock.now += 61
     assert await store.get("r") is None
+
+
+def test_iso_timestamps_match_datetime_to_the_millisecond() -> None:
+    from datetime import UTC, datetime
+
+    for ts in (0.0, 1_795_840_438.123, 1_795_840_438.9999996, 1_700_000_000.0005):
+        expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert iso(ts) == expected
