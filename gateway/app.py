@@ -124,6 +124,7 @@ async def _flush_tallies() -> None:
     while True:
         await asyncio.sleep(1.0)
         tally.flush()
+        metrics.flush_hot()
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -168,6 +169,7 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
                 await task
         await rooms.stop()
         await services.pubsub.stop()
+        tally.flush()
         if "redis" in services.extras:
             await services.extras["redis"].aclose()
 

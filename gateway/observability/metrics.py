@@ -16,9 +16,12 @@ Gauges carry a `multiprocess_mode` for `gateway serve --workers N` (see `exposit
 from __future__ import annotations
 
 import platform
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Final
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics_core import Metric
 
 from gateway import __version__
 from gateway.observability.exposition import render_latest
@@ -135,6 +138,24 @@ QUEUE_BYTES_BUCKETS: Final = (0, 256, 1024, 4096, 16384, 65536, 262144, 1048576,
 
 # The `*_created` timestamps would double the series count and no dashboard or alert reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class _FlushFirst:
+    """A collector with no series of its own: collecting it flushes the hot-path tallies."""
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        flush_hot()
+        from gateway.observability import tally
+
+        tally.flush()
+        return iter(())
+
+
+# Registered before every metric, so any collection folds the tallies in first.
+REGISTRY.register(_FlushFirst())
 
 # --- node -------------------------------------------------------------------------------------
 
@@ -343,6 +364,51 @@ BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 # --- helpers ----------------------------------------------------------------------------------
 
 
+# --- hot paths: plain-int tallies folded into the series when they are collected ------------
+#
+# A prometheus-client `inc()` or `observe()` takes a lock and costs about a microsecond, and the
+# per-message helpers below run several times per message. They add to plain numbers instead;
+# `flush_hot()` moves the sums into the real series before every collection (see `_FlushFirst`)
+# and once a second in the server, which is what multiprocess mode reads.
+
+_IN_T: dict[EventClass, int] = dict.fromkeys(EVENT_CLASSES, 0)
+_OUT_T: dict[OutKind, int] = dict.fromkeys(OUT_KINDS, 0)
+_REPLY_T: dict[ReplyStatus, int] = dict.fromkeys(REPLY_STATUSES, 0)
+_REPLY_FOLD: dict[str, ReplyStatus] = {"ok": "ok", "error": "error"}
+_HANDLING_BOUNDS: Final = [*HANDLING_BUCKETS, float("inf")]
+# per class: one count per bucket, then the sum
+_HANDLING_T: dict[EventClass, list[float]] = {
+    c: [0.0] * (len(_HANDLING_BOUNDS) + 1) for c in EVENT_CLASSES
+}
+
+
+def flush_hot() -> None:
+    """Fold the hot-path tallies into their Prometheus series."""
+    for c, n in _IN_T.items():
+        if n:
+            _IN_T[c] = 0
+            _MESSAGES_IN[c].inc(n)
+    for k, n in _OUT_T.items():
+        if n:
+            _OUT_T[k] = 0
+            _MESSAGES_OUT[k].inc(n)
+    for s, n in _REPLY_T.items():
+        if n:
+            _REPLY_T[s] = 0
+            _REPLIES[s].inc(n)
+    for c, counts in _HANDLING_T.items():
+        if not any(counts[:-1]):
+            continue
+        child = _HANDLING[c]
+        # prometheus-client keeps one (non-cumulative) value per bucket, plus the sum.
+        for i, count in enumerate(counts[:-1]):
+            if count:
+                child._buckets[i].inc(count)
+                counts[i] = 0.0
+        child._sum.inc(counts[-1])
+        counts[-1] = 0.0
+
+
 def connection_opened(transport: Transport, serializer: Serializer) -> None:
     """A socket finished its handshake and is now open."""
     _CONNECTIONS[(transport, serializer)].inc()
@@ -375,12 +441,14 @@ def count_join(result: JoinResult) -> None:
 
 def count_message_in(event_class: EventClass) -> None:
     """One inbound message was decoded (see `labels.classify_event`)."""
-    _MESSAGES_IN[event_class].inc()
+    _IN_T[event_class] += 1
 
 
 def observe_handling(event_class: EventClass, seconds: float) -> None:
     """Handling one inbound message took `seconds` (use `time.perf_counter` deltas)."""
-    _HANDLING[event_class].observe(seconds)
+    tally = _HANDLING_T[event_class]
+    tally[bisect_left(_HANDLING_BOUNDS, seconds)] += 1
+    tally[-1] += seconds
 
 
 def count_message_out(kind: OutKind, count: int = 1) -> None:
@@ -388,7 +456,7 @@ def count_message_out(kind: OutKind, count: int = 1) -> None:
 
     Replies are counted by `count_reply`; call this for pushes and broadcasts.
     """
-    _MESSAGES_OUT[kind].inc(count)
+    _OUT_T[kind] += count
 
 
 def count_reply(status: str) -> None:
@@ -396,9 +464,9 @@ def count_reply(status: str) -> None:
 
     Also counts the reply in `MESSAGES_OUT{kind="reply"}`, so reply call sites make one call.
     """
-    folded: ReplyStatus = reply_status(status)
-    _REPLIES[folded].inc()
-    _MESSAGES_OUT_REPLY.inc()
+    folded: ReplyStatus = _REPLY_FOLD.get(status) or reply_status(status)
+    _REPLY_T[folded] += 1
+    _OUT_T["reply"] += 1
 
 
 def count_rate_limited_push(event_class: EventClass) -> None:

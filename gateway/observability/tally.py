@@ -38,3 +38,4 @@ ALL = (WS_BYTES_IN, WS_BYTES_OUT, LP_BYTES_IN, LP_BYTES_OUT, BROADCAST_OUT)
 def flush() -> None:
     for tally in ALL:
         tally.flush()
+    metrics.flush_hot()

@@ -24,6 +24,7 @@ WORKER = textwrap.dedent(
     metrics.connection_opened("websocket", "v2")
     metrics.connection_opened("websocket", "v2")
     metrics.count_message_in("chat")
+    metrics.flush_hot()  # the server does this every second and at shutdown
     metrics.READY.set(1)
     print(os.getpid())
     """
