@@ -11,12 +11,13 @@ import structlog
 from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.router import Router
 from gateway.config import Settings
-from gateway.errors import CLOSE_POLICY, RATE_LIMITED
+from gateway.errors import CLOSE_POLICY, RATE_LIMITED, ConfigError
 from gateway.loadtest.recording import Recorder
 from gateway.protocol.messages import Message
 from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
 from gateway.pubsub.core import PubSub
 from gateway.runtime.hub import Hub
+from gateway.transports.peer import parse_networks
 
 if TYPE_CHECKING:
     from gateway.runtime.connection import Connection
@@ -70,6 +71,10 @@ class Services:
         self.limiter = RateLimiter(limiter_specs(settings), clock)
         self.limits_on = settings.rate_limits
         self._floods: dict[str, FloodTracker] = {}
+        try:
+            self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
         self.authenticator = build_authenticator(settings)
         self.origin_check = build_origin_check(settings)
         self.recorder: Recorder | None = (

@@ -19,6 +19,7 @@ from gateway.observability.labels import ConnectResult
 from gateway.protocol.serializers import Serializer, select_serializer
 from gateway.runtime.connection import Connection, SocketInfo
 from gateway.transports.params import parse_query
+from gateway.transports.peer import client_address
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -70,7 +71,9 @@ def connect_socket(
     services: Services, request: web.Request, auth_token: str | None, transport: str
 ) -> tuple[SocketInfo, Serializer]:
     settings = services.settings
-    peer = request.remote or ""
+    peer = client_address(
+        request.remote or "", request.headers.get("X-Forwarded-For"), services.trusted_proxies
+    )
     hub = services.hub
     if hub.draining:
         raise ConnectRefused(503, "draining")
