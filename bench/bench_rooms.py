@@ -240,7 +240,7 @@ async def storm_load(port: int, members: int, concurrency: int, limit_s: float) 
             assert '"ok"' in reply.data[-20:], reply.data[:200]
             joined += 1
         async for msg in ws:
-            head = msg.data[:60]
+            head = msg.data[:120]
             if '"presence_diff"' in head:
                 counts["diff"] += 1
             elif '"presence_state"' in head:
@@ -345,7 +345,7 @@ def main() -> int:
             print(
                 f"  coalesce {row['coalesce_ms']:>2} ms: {row['members']} members joined, "
                 f"{row['joins_per_s']:.0f} joins/s, {row['diff_frames_per_join']:.1f} diff frames "
-                f"per join (+1 state), {row['diff_frames']} diff frames in all"
+                f"per join, {row['state_frames']} states, {row['diff_frames']} diff frames in all"
             )
         report["storm"] = {"coalesced": on, "uncoalesced": off}
     path = Path(args.json)

@@ -39,7 +39,6 @@ function status(text) {
 }
 
 function send(event, payload) {
-  console.debug("send", event, payload.to, payload.type ?? payload.candidate ?? "")
   channel.push(event, payload)
     .receive("error", (resp) => status(`${event} refused: ${JSON.stringify(resp)}`))
     .receive("timeout", () => status(`${event} timed out`))
@@ -91,7 +90,6 @@ function peerFor(peerId) {
 }
 
 async function onDescription(payload) {
-  console.debug("got", payload.type, "from", payload.from)
   const peer = peerFor(payload.from)
   const { pc } = peer
   const description = new RTCSessionDescription({ type: payload.type, sdp: payload.sdp })
