@@ -54,6 +54,10 @@ class Channel:
 
     #: Events whose broadcasts pass through `handle_out` instead of the fastlane.
     intercepts: ClassVar[frozenset[str]] = frozenset()
+    #: Intercepted events whose `handle_out` is the plain push: once the join is complete and
+    #: the inbox is empty they are pushed at once, skipping a task switch (same frame, same
+    #: order as going through the task).
+    direct: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, process: ChannelProcess) -> None:
         self._process = process

@@ -62,6 +62,7 @@ class RoomChannel(Channel):
     intercepts: ClassVar[frozenset[str]] = frozenset(
         {"offer", "answer", "ice-candidate", UNDELIVERABLE}
     )
+    direct: ClassVar[frozenset[str]] = intercepts
 
     room_id: str = ""
     user_id: str = ""

@@ -377,6 +377,9 @@ _REPLY_T: dict[ReplyStatus, int] = dict.fromkeys(REPLY_STATUSES, 0)
 _REPLY_FOLD: dict[str, ReplyStatus] = {"ok": "ok", "error": "error"}
 _HANDLING_BOUNDS: Final = [*HANDLING_BUCKETS, float("inf")]
 # per class: one count per bucket, then the sum
+_SIGNALING_T: dict[SignalingEvent, int] = dict.fromkeys(SIGNALING_EVENTS, 0)
+_FANOUT_BOUNDS: Final = [*FANOUT_BUCKETS, float("inf")]
+_FANOUT_T: list[float] = [0.0] * (len(_FANOUT_BOUNDS) + 1)
 _HANDLING_T: dict[EventClass, list[float]] = {
     c: [0.0] * (len(_HANDLING_BOUNDS) + 1) for c in EVENT_CLASSES
 }
@@ -396,17 +399,26 @@ def flush_hot() -> None:
         if n:
             _REPLY_T[s] = 0
             _REPLIES[s].inc(n)
+    for e, n in _SIGNALING_T.items():
+        if n:
+            _SIGNALING_T[e] = 0
+            _SIGNALING[e].inc(n)
+    _flush_histogram(BROADCAST_FANOUT, _FANOUT_T)
     for c, counts in _HANDLING_T.items():
-        if not any(counts[:-1]):
-            continue
-        child = _HANDLING[c]
-        # prometheus-client keeps one (non-cumulative) value per bucket, plus the sum.
-        for i, count in enumerate(counts[:-1]):
-            if count:
-                child._buckets[i].inc(count)
-                counts[i] = 0.0
-        child._sum.inc(counts[-1])
-        counts[-1] = 0.0
+        _flush_histogram(_HANDLING[c], counts)
+
+
+def _flush_histogram(child: Histogram, counts: list[float]) -> None:
+    """Add bucket counts (then the sum, last) to a histogram and zero them."""
+    if not any(counts[:-1]):
+        return
+    # prometheus-client keeps one (non-cumulative) value per bucket, plus the sum.
+    for i, count in enumerate(counts[:-1]):
+        if count:
+            child._buckets[i].inc(count)
+            counts[i] = 0.0
+    child._sum.inc(counts[-1])
+    counts[-1] = 0.0
 
 
 def connection_opened(transport: Transport, serializer: Serializer) -> None:
@@ -476,7 +488,8 @@ def count_rate_limited_push(event_class: EventClass) -> None:
 
 def observe_fanout(subscribers: int) -> None:
     """A broadcast reached `subscribers` local sockets."""
-    BROADCAST_FANOUT.observe(subscribers)
+    _FANOUT_T[bisect_left(_FANOUT_BOUNDS, subscribers)] += 1
+    _FANOUT_T[-1] += subscribers
 
 
 def observe_outbound_queue(queued_bytes: int) -> None:
@@ -491,7 +504,7 @@ def set_redis_up(role: RedisRole, up: bool) -> None:
 
 def count_signaling(event: SignalingEvent) -> None:
     """A room accepted a signaling or chat message (see `labels.signaling_event`)."""
-    _SIGNALING[event].inc()
+    _SIGNALING_T[event] += 1
 
 
 def count_undeliverable(event: SignalingEvent) -> None:

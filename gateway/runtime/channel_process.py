@@ -41,10 +41,12 @@ class ChannelProcess:
         "_stop_reason",
         "channel",
         "conn",
+        "direct",
         "inbox",
         "intercepts",
         "join_ref",
         "joined",
+        "ready",
         "sub_id",
         "task",
         "topic",
@@ -57,6 +59,8 @@ class ChannelProcess:
         self.sub_id = f"{conn.id}/{next(_ids)}"
         self.inbox = Inbox()
         self.intercepts = channel_cls.intercepts
+        self.direct = channel_cls.direct
+        self.ready = False
         self.channel = channel_cls(self)
         self.joined = False
         self.task: asyncio.Task[None] | None = None
@@ -87,6 +91,9 @@ class ChannelProcess:
     # -- pub/sub subscriber -----------------------------------------------------------------
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
         if event in self.intercepts:
+            if self.ready and event in self.direct and not self.inbox:
+                self.push(event, payload)
+                return
             self.inbox.put((_OUT, event, payload))
         else:
             self.conn.send(frames.get(self.conn.serializer))
@@ -160,6 +167,7 @@ class ChannelProcess:
         conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
         await self.channel.after_join()
+        self.ready = True
         return True
 
     def _close_old(self, previous: ChannelProcess | None) -> None:
