@@ -8,6 +8,7 @@ import time
 
 import redis.asyncio as aredis
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.appkeys import SERVICES, SETTINGS
 from gateway.channels.echo import EchoChannel
@@ -27,6 +28,7 @@ from gateway.pubsub.redis import RedisPubSubAdapter
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
+from gateway.signaling.authorize import load_authorizer
 from gateway.signaling.grace import GraceQueue, MemoryGraceQueue
 from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore
 from gateway.signaling.rooms import RoomLimits, Rooms
@@ -44,7 +46,9 @@ def build_router(settings: Settings) -> Router:
     return router
 
 
-def build_rooms(settings: Settings, pubsub: PubSub, client: aredis.Redis | None = None) -> Rooms:
+def build_rooms(
+    settings: Settings, pubsub: PubSub, client: aredis.Redis | RedisCluster | None = None
+) -> Rooms:
     """The room channels' shared parts: memory backends, or Redis ones every node shares."""
     store: PresenceStore
     sessions: SessionStore
@@ -64,7 +68,14 @@ def build_rooms(settings: Settings, pubsub: PubSub, client: aredis.Redis | None 
         coalesce_ms=settings.presence_coalesce_ms,
         ttl_s=settings.presence_ttl_s,
     )
-    return Rooms(RoomLimits.from_settings(settings), pubsub, presence, sessions, grace)
+    return Rooms(
+        RoomLimits.from_settings(settings),
+        pubsub,
+        presence,
+        sessions,
+        grace,
+        authorize=load_authorizer(settings.room_authorizer),
+    )
 
 
 def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
@@ -83,11 +94,21 @@ def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
 def build_services(settings: Settings) -> Services:
     pubsub = PubSub(settings.node, build_pubsub_adapter(settings))
     services = Services(settings, pubsub, build_router(settings), time.monotonic)
-    client = aredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    client = build_store_client(settings)
     if client is not None:
         services.extras["redis"] = client  # the room stores' connection pool
     services.extras["rooms"] = build_rooms(settings, pubsub, client)
     return services
+
+
+def build_store_client(settings: Settings) -> aredis.Redis | RedisCluster | None:
+    """The room stores' Redis client; none without Redis."""
+    if not settings.redis_url:
+        return None
+    if settings.redis_cluster:
+        # A plain client would be answered MOVED for every key its seed node does not own.
+        return RedisCluster.from_url(settings.redis_url)
+    return aredis.Redis.from_url(settings.redis_url)
 
 
 def build_session_locator(settings: Settings) -> SessionLocator:

@@ -62,6 +62,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jwt_user_claim: str = "sub"
     jwt_leeway: float = 0.0
     signaling_requires_auth: bool = False
+    room_authorizer: str = ""
     admin_token: str = ""
     # Rate limits (per second, burst)
     rate_limits: bool = True
@@ -161,6 +162,7 @@ OPTION_HELP: dict[str, str] = {
     "jwt_user_claim": "JWT claim holding the user id",
     "jwt_leeway": "clock leeway in seconds for exp/nbf",
     "signaling_requires_auth": "only authenticated users may send signaling events",
+    "room_authorizer": "package.module:function called on each room join with a RoomJoin; returns (or awaits) True to admit",
     "admin_token": "bearer token for the /api admin endpoints (empty: endpoints disabled)",
     "rate_limits": "enforce the per-user rate limits",
     "rate_signaling": "signaling events per second per user",

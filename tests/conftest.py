@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.gateway_proc",
     "tests.support.node_client",
     "tests.support.browser",
+    "tests.support.wire_server",
 ]

@@ -20,6 +20,7 @@ from gateway.errors import UNKNOWN_EVENT
 from gateway.presence.state import Meta
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_STATE, Payload
+from gateway.signaling.authorize import RoomJoin
 from gateway.signaling.grace import PushResult
 from gateway.signaling.payloads import (
     BROADCAST,
@@ -83,6 +84,11 @@ class RoomChannel(Channel):
         if not user:
             return error({"reason": UNAUTHORIZED})
         rooms = self.rooms
+        if rooms.authorize is not None:
+            socket = self.socket
+            join = RoomJoin(user, room_id, socket.authenticated, socket.claims, socket.params)
+            if not await rooms.authorize(join):
+                return error({"reason": UNAUTHORIZED})
         data = decode_object(payload, rooms.limits.max_payload_bytes)
         if isinstance(data, Refusal):
             return refused(data)

@@ -20,6 +20,7 @@ import structlog
 from gateway.config import Settings
 from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.core import PubSub
+from gateway.signaling.authorize import Authorizer
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
 from gateway.signaling.sessions import SessionStore
 
@@ -62,7 +63,9 @@ class Rooms:
         sessions: SessionStore,
         grace: GraceQueue,
         wall: Callable[[], float] = time.time,
+        authorize: Authorizer | None = None,
     ) -> None:
+        self.authorize = authorize
         self.limits = limits
         self.pubsub = pubsub
         self.presence = presence

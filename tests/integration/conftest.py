@@ -1,50 +1,5 @@
-"""An in-process gateway with the fixture channels, for wire-level tests."""
+"""Wire-level tests use the in-process server of tests/support/wire_server.py."""
 
-from __future__ import annotations
+from tests.support.wire_server import StartServer, WireServer
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import pytest
-from aiohttp import web
-
-from gateway.app import build_app, build_services
-from gateway.config import load_settings
-from gateway.services import Services
-from tests.integration.fixture_channels import add_fixture_routes
-
-
-class WireServer:
-    def __init__(self, runner: web.AppRunner, services: Services, port: int) -> None:
-        self.runner = runner
-        self.services = services
-        self.port = port
-        self.url = f"ws://127.0.0.1:{port}/socket"
-        self.http = f"http://127.0.0.1:{port}"
-
-
-StartServer = Callable[..., Awaitable[WireServer]]
-
-
-@pytest.fixture
-async def wire_server() -> AsyncIterator[StartServer]:
-    runners: list[web.AppRunner] = []
-
-    async def start(**overrides: Any) -> WireServer:
-        settings = load_settings({"port": 0, **overrides}, environ={})
-        services = build_services(settings)
-        add_fixture_routes(services.router)
-        app = build_app(settings, services)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return WireServer(runner, services, port)
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+__all__ = ["StartServer", "WireServer"]
