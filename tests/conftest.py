@@ -1,9 +1,10 @@
-"""Suite-wide fixtures: redis-server, the gateway process, phoenix.js under Node, Chromium."""
+"""Suite-wide fixtures: redis-server and Redis Cluster, the gateway, phoenix.js, Chromium."""
 
 pytest_plugins = [
     "pytester",
     "tests.support.reporting",
     "tests.support.redis_server",
+    "tests.support.redis_cluster",
     "tests.support.gateway_proc",
     "tests.support.node_client",
     "tests.support.browser",

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.presence.state import PHX_REF, PHX_REF_PREV, Diff, Entries, Meta
 from gateway.presence.store import TrackResult
@@ -95,7 +96,7 @@ def _parse(value: bytes) -> tuple[int, str, Meta]:
 class RedisPresenceStore:
     """`PresenceStore` shared by every node through one Redis."""
 
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis | RedisCluster) -> None:
         self._redis = client
         self._track = client.register_script(_TRACK)
         self._untrack = client.register_script(_UNTRACK)

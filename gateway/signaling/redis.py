@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.signaling.grace import PushResult, Queued
 from gateway.signaling.sessions import (
@@ -77,7 +78,9 @@ _GRACE_SLACK_S = 300
 class RedisGraceQueue:
     """`GraceQueue` shared by every node: a member may drop on one node and rejoin on another."""
 
-    def __init__(self, client: aredis.Redis, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, client: aredis.Redis | RedisCluster, wall: Callable[[], float] = time.time
+    ) -> None:
         self._wall = wall
         self._open = client.register_script(_OPEN)
         self._push = client.register_script(_PUSH)
@@ -145,7 +148,10 @@ class RedisSessionStore:
     """
 
     def __init__(
-        self, client: aredis.Redis, retention_s: float, wall: Callable[[], float] = time.time
+        self,
+        client: aredis.Redis | RedisCluster,
+        retention_s: float,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._redis = client
         self.retention_s = retention_s

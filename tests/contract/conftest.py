@@ -1,18 +1,20 @@
-"""Fixtures for the contract suites: each backend interface, once in memory and once on Redis."""
+"""Fixtures for the contract suites: each backend interface in memory, on Redis, on a Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.pubsub.core import FrameCache, PubSub
 from gateway.pubsub.redis import RedisPubSubAdapter
+from tests.support.redis_cluster import LocalRedisCluster
 from tests.support.redis_server import RedisServer
 
 
@@ -54,9 +56,10 @@ def decoded(payload: Any) -> Any:
 class PubSubNodes:
     """One node (in-memory adapter) or two nodes sharing Redis, as the contract sees them."""
 
-    def __init__(self, nodes: list[PubSub], redis_url: str | None) -> None:
+    def __init__(self, nodes: list[PubSub], redis_url: str | None, cluster: bool = False) -> None:
         self.nodes = nodes
         self.redis_url = redis_url
+        self.cluster = cluster
 
     def __getitem__(self, index: int) -> PubSub:
         """Node `index`, wrapping around: with one node every index is that node."""
@@ -75,6 +78,9 @@ class PubSubNodes:
             for key in adapter.keys:
                 channel = (adapter.prefix + key).encode()
                 expected[channel] = expected.get(channel, 0) + 1
+        if self.cluster:
+            await _settle_sharded(self.redis_url, expected, timeout)
+            return
         client = aredis.Redis.from_url(self.redis_url)
         try:
             deadline = time.monotonic() + timeout
@@ -89,27 +95,54 @@ class PubSubNodes:
             await client.aclose()
 
 
+async def _settle_sharded(url: str, expected: dict[bytes, int], timeout: float) -> None:
+    """As `settle`, for sharded channels: each is counted on the primary owning its slot."""
+    client = RedisCluster.from_url(url)
+    try:
+        await client.initialize()
+        deadline = time.monotonic() + timeout
+        while True:
+            counts: dict[bytes, int] = {}
+            for channel in expected:
+                owner = client.get_node_from_key(channel.decode())
+                [(_, n)] = await client.execute_command(
+                    "PUBSUB SHARDNUMSUB", channel, target_nodes=owner
+                )
+                counts[channel] = int(n)
+            if counts == expected:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sharded subscriptions not settled: {counts} != {expected}")
+            await asyncio.sleep(0.01)
+    finally:
+        await client.aclose()
+
+
 NodesFactory = Callable[[], Awaitable[PubSubNodes]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def pubsub_nodes(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[PubSubNodes]:
-    """The pub/sub under contract: `memory` is one node, `redis` two nodes on one redis-server."""
+    """The pub/sub under contract: `memory` is one node, `redis` two nodes on one redis-server,
+    `cluster` two nodes on a 3-primary Redis Cluster (sharded pub/sub)."""
     started: list[PubSub] = []
     url: str | None = None
+    cluster = request.param == "cluster"
     if request.param == "memory":
         started.append(PubSub("n1"))
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        url = server.url
+        if cluster:
+            url = cast(LocalRedisCluster, request.getfixturevalue("redis_cluster")).url
+        else:
+            url = cast(RedisServer, request.getfixturevalue("redis_server")).url
         for name in ("n1", "n2"):
-            started.append(PubSub(name, RedisPubSubAdapter(url, name)))
+            started.append(PubSub(name, RedisPubSubAdapter(url, name, cluster=cluster)))
     for node in started:
         await node.start()
     try:
-        yield PubSubNodes(started, url)
+        yield PubSubNodes(started, url, cluster)
     finally:
         for node in started:
             await node.stop()
@@ -135,20 +168,30 @@ class Clock:
 class StoreBackend:
     """Which backend a store contract runs on, and its clock."""
 
-    def __init__(self, name: str, client: aredis.Redis | None) -> None:
+    def __init__(self, name: str, client: aredis.Redis | RedisCluster | None) -> None:
         self.name = name
         self.client = client
         self.clock = Clock(real=client is not None)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store_backend(request: pytest.FixtureRequest) -> AsyncIterator[StoreBackend]:
+    """A store's backend: memory, one redis-server, or a 3-primary Redis Cluster."""
+    client: aredis.Redis | RedisCluster
     if request.param == "memory":
         yield StoreBackend("memory", None)
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = aredis.Redis.from_url(server.url)
+    if request.param == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        client = RedisCluster.from_url(cluster.url)
+        # Read the slot map before the tests' concurrent first commands: redis-py 8.1's lazy
+        # initialisation races under asyncio.gather (a command on a connection being replaced
+        # fails with AttributeError). The gateway reads it in its startup presence refresh.
+        await client.initialize()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = aredis.Redis.from_url(server.url)
     try:
-        yield StoreBackend("redis", client)
+        yield StoreBackend(request.param, client)
     finally:
         await client.aclose()
