@@ -1,4 +1,4 @@
-"""The `loadtest` command line: `record`, `import-har`, `replay` and `scenario`.
+"""The `loadtest` command line: `record`, `import-har`, `capture-har`, `replay` and `scenario`.
 
 `add_loadtest_parser(subparsers)` mounts it under any argparse program; `run(args)` executes
 the chosen verb and returns the process exit code (1 when a threshold is broken).
@@ -81,6 +81,15 @@ def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     har.add_argument("-o", "--output", type=Path, required=True, help="directory for recordings")
     har.add_argument("--scrub", action="append", default=None)
 
+    cap = verbs.add_parser(
+        "capture-har", help="open a URL in headless Chromium and save its WebSockets as a HAR"
+    )
+    cap.add_argument("url", help="the page to open, e.g. http://127.0.0.1:4000/demo")
+    cap.add_argument("-o", "--output", type=Path, required=True, help="the HAR file to write")
+    cap.add_argument("--seconds", type=float, default=10.0, help="how long to watch (default 10)")
+    cap.add_argument("--pages", type=int, default=1, help="tabs opening the URL (default 1)")
+    cap.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable")
+
     rep = verbs.add_parser("replay", help="replay recordings with many virtual users")
     rep.add_argument("recordings", nargs="+", type=Path, help="recording files or directories")
     _common_run_flags(rep)
@@ -148,7 +157,27 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         return EXIT_OK
+    if verb == "capture-har":
+        return _capture_har(args)
     return _run_fleet(args)
+
+
+def _capture_har(args: argparse.Namespace) -> int:
+    import asyncio
+
+    try:
+        from gateway.loadtest.har_capture import capture_url
+    except ImportError as exc:
+        print(f"loadtest: capture-har needs Playwright for Python ({exc})", file=sys.stderr)
+        return EXIT_USAGE
+    result = asyncio.run(
+        capture_url(args.url, args.output, args.seconds, pages=args.pages, executable=args.chromium)
+    )
+    print(f"{result.path}: {result.sockets} WebSocket(s), {result.frames} frame(s)")
+    if not result.sockets:
+        print("no WebSocket was opened by the page", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _run_fleet(args: argparse.Namespace) -> int:
