@@ -56,6 +56,8 @@ def run_relay(port: int, reply: bool) -> None:
         peers[user] = ws
         try:
             async for msg in ws:
+                if ws.closed:
+                    break
                 if msg.type is WSMsgType.TEXT:
                     frame = json.loads(msg.data)
                     target = peers.get(frame[4].get("to"))
@@ -74,6 +76,8 @@ def run_relay(port: int, reply: bool) -> None:
                                 separators=(",", ":"),
                             )
                         )
+        except ConnectionError:
+            pass  # a load process hung up mid-write at the end of a run
         finally:
             peers.pop(user, None)
         return ws
