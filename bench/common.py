@@ -92,3 +92,22 @@ def percentile(values: list[float], q: float) -> float:
 
 def ratio(ours: float, base: float) -> str:
     return f"{ours / base:.2f}x" if base else "n/a"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def echo_cost(port: int, pid: int, duration: float, workers: int) -> dict[str, float]:
+    """Echo load, plus the server's CPU per round trip: steadier than throughput on a shared
+    machine, since it does not depend on how much CPU the load generator got."""
+    from bench.bench_wire import run_echo
+
+    before = cpu_seconds(pid)
+    result = run_echo(port, duration, workers)
+    used = cpu_seconds(pid) - before
+    result["cpu_us_per_rt"] = used / (result["rps"] * duration) * 1e6
+    return result
