@@ -34,32 +34,24 @@ class PresenceStore(Protocol):
         Refused (`tracked=False`) when the topic already holds `max_keys` keys and `key` is not
         one of them (`max_keys=0`: no cap). The check and the write are one atomic step.
         """
-        ...
 
     async def untrack(self, topic: str, key: str, phx_ref: str) -> Diff:
         """Remove one meta; the diff carries it in `leaves` (empty if it was not there)."""
-        ...
 
     async def update(self, topic: str, key: str, old_ref: str, meta: Meta) -> Diff:
         """Replace a meta by `meta` (which carries a new `phx_ref`); Phoenix's update diff."""
-        ...
 
     async def state(self, topic: str) -> Entries:
         """The topic's `presence_state` payload."""
-        ...
 
     async def get(self, topic: str, key: str) -> list[Meta]:
         """The metas under `key` (empty: not present)."""
-        ...
 
     async def count(self, topic: str) -> int:
         """Number of keys in the topic."""
-        ...
 
     async def refresh(self, node: str, ttl_s: float) -> None:
         """Keep `node`'s entries alive for `ttl_s` more seconds."""
-        ...
 
     async def expire(self) -> list[tuple[str, Diff]]:
         """Remove the entries of nodes whose refresh lapsed: `(topic, leaves diff)` each."""
-        ...

@@ -32,22 +32,18 @@ class PushResult(enum.Enum):
 class GraceQueue(Protocol):
     async def open(self, room: str, user: str, deadline: float) -> None:
         """Start (or extend) `user`'s grace period in `room`, keeping any queued messages."""
-        ...
 
     async def push(self, room: str, user: str, item: Queued, limit: int) -> PushResult:
         """Append to `user`'s queue if their grace period is open and the queue has room."""
-        ...
 
     async def claim(self, room: str, user: str) -> list[Queued]:
         """The user rejoined: end the grace period and return its messages, oldest first."""
-        ...
 
     async def expire(self, room: str, user: str, now: float) -> list[Queued] | None:
         """If the deadline has passed, end the grace period and return what was queued.
 
         None when the period is not over (extended, or already claimed).
         """
-        ...
 
 
 class _Slot:

@@ -66,19 +66,15 @@ class SessionStore(Protocol):
 
     async def left(self, room: str, user: str, room_empty: bool) -> None:
         """`user`'s last channel left; `room_empty` starts the retention clock."""
-        ...
 
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         """An offer, answer or candidate (`kind` "ice-candidate") from `sender` to `to`."""
-        ...
 
     async def add_chat(self, room: str, message: bytes) -> None:
         """Keep a chat message (encoded JSON) among the room's last `MAX_CHAT`."""
-        ...
 
     async def chat(self, room: str, last: int) -> list[bytes]:
         """The room's last `last` chat messages, oldest first."""
-        ...
 
     async def get(self, room: str) -> Session | None: ...
 

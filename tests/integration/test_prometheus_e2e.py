@@ -7,6 +7,7 @@ run directly on a free port with a temporary configuration and storage directory
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -183,12 +184,12 @@ class Prometheus:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"prometheus exited early:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),  # not listening yet
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return
             time.sleep(0.1)
         pytest.fail(f"prometheus not ready after 20 s:\n{self.log_path.read_text()}")
 

@@ -16,8 +16,8 @@ from tests.support.raw_ws import connect
 
 async def refused_status(url: str, **kwargs: object) -> int:
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        async with connect(url, **kwargs):  # type: ignore[arg-type]
-            pass
+        async with connect(url, **kwargs) as ws:  # type: ignore[arg-type]
+            raise AssertionError(f"the upgrade was accepted (protocol {ws.protocol!r})")
     return info.value.status
 
 
