@@ -159,13 +159,12 @@ def cluster_ports(count: int = PRIMARIES) -> list[int]:
     raise RedisClusterError(f"no {count} free port pairs (port, port + {BUS_OFFSET}) found")
 
 
-@pytest.fixture
-def redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalRedisCluster]:
-    """A running 3-primary Redis Cluster for this test (no replicas, no persistence)."""
+@pytest.fixture(scope="session")
+def _session_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """One cluster for the whole run: forming one takes seconds, emptying it takes none."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.fail(MISSING_MESSAGE, pytrace=False)
-    cluster = LocalRedisCluster(tmp_path / "redis-cluster", cluster_ports())
-    attach_log(request.node, "redis cluster logs", cluster.logs)
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), cluster_ports())
     try:
         try:
             cluster.start()
@@ -174,3 +173,19 @@ def redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lo
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(
+    request: pytest.FixtureRequest, _session_redis_cluster: LocalRedisCluster
+) -> LocalRedisCluster:
+    """A running 3-primary Redis Cluster (no replicas, no persistence), emptied for this test."""
+    cluster = _session_redis_cluster
+    attach_log(request.node, "redis cluster logs", cluster.logs)
+    for port in cluster.ports:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), "FLUSHALL"], capture_output=True, text=True, timeout=10
+        )
+        if done.returncode != 0 or "OK" not in done.stdout:
+            pytest.fail(f"FLUSHALL on {port} failed: {done.stdout}{done.stderr}", pytrace=False)
+    return cluster
