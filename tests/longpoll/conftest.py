@@ -15,6 +15,7 @@ from gateway.config import load_settings
 from gateway.services import Services
 from gateway.transports.longpoll import LONGPOLL, LongPoll
 from tests.longpoll.fixture_channel import TERMINATED, LongPollFixtureChannel
+from tests.support.wire_server import serve_app
 
 # Phoenix's long-poll tests run with window_ms 200; so do these unless a test says otherwise.
 FAST = {"longpoll_window_ms": 200, "rate_limits": False}
@@ -124,14 +125,8 @@ async def lp_server() -> AsyncIterator[StartServer]:
         services = build_services(settings)
         services.router.route("lc:*", LongPollFixtureChannel)
         app = build_app(settings, services)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
+        runner, port = await serve_app(app)
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return LongPollServer(app, services, port)
 
     TERMINATED.clear()

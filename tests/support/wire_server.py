@@ -26,6 +26,22 @@ class WireServer:
 StartServer = Callable[..., Awaitable[WireServer]]
 
 
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Run `app` on a free loopback port; the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    server = site._server
+    assert server is not None
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port
+
+
 @pytest.fixture
 async def wire_server() -> AsyncIterator[StartServer]:
     runners: list[web.AppRunner] = []
@@ -34,15 +50,8 @@ async def wire_server() -> AsyncIterator[StartServer]:
         settings = load_settings({"port": 0, **overrides}, environ={})
         services = build_services(settings)
         add_fixture_routes(services.router)
-        app = build_app(settings, services)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
+        runner, port = await serve_app(build_app(settings, services))
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return WireServer(runner, services, port)
 
     yield start
