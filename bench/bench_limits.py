@@ -12,8 +12,9 @@ import time
 
 from bench.common import echo_cost, ratio, server
 from gateway.config import Settings
+from gateway.observability.labels import classify_event
 from gateway.protocol.ratelimit import RateLimiter
-from gateway.services import event_class, limiter_specs
+from gateway.services import limiter_specs
 
 ROUNDS = 3
 ON = (
@@ -36,7 +37,7 @@ def check_cost(n: int = 1_000_000) -> float:
     keys = [f"user-{i}" for i in range(1000)]
     started = time.perf_counter()
     for i in range(n):
-        limiter.allow(keys[i % 1000], event_class("room:1", "offer"))
+        limiter.allow(keys[i % 1000], classify_event("room:1", "offer"))
     return (time.perf_counter() - started) / n
 
 

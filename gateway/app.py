@@ -145,7 +145,6 @@ async def _flush_tallies() -> None:
     while True:
         await asyncio.sleep(1.0)
         tally.flush()
-        metrics.flush_hot()
 
 
 async def readyz(request: web.Request) -> web.Response:

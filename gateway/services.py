@@ -13,6 +13,7 @@ from gateway.channels.router import Router
 from gateway.config import Settings
 from gateway.errors import CLOSE_POLICY, RATE_LIMITED, ConfigError
 from gateway.loadtest.recording import Recorder
+from gateway.observability.labels import EventClass
 from gateway.protocol.messages import Message
 from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
 from gateway.pubsub.core import PubSub
@@ -24,20 +25,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.limits")
 
-SIGNALING_EVENTS = frozenset({"offer", "answer", "ice-candidate", "ready"})
-CHAT_EVENTS = frozenset({"new_msg"})
 RATE_LIMITED_REPLY = {"reason": RATE_LIMITED}
-
-
-def event_class(topic: str, event: str) -> str:
-    """The rate-limit class of a push; `echo` has no bucket unless configured."""
-    if event in SIGNALING_EVENTS:
-        return "signaling"
-    if event in CHAT_EVENTS:
-        return "chat"
-    if topic.startswith("echo:"):
-        return "echo"
-    return "other"
 
 
 def limiter_specs(s: Settings) -> dict[str, BucketSpec]:
@@ -86,13 +74,12 @@ class Services:
         self.extras: dict[str, Any] = {}
 
     # -- admission of pushes and joins ------------------------------------------------------
-    def admit_push(self, conn: Connection, msg: Message) -> dict[str, str] | None:
-        """None to let the push through, or the error response of a refusal."""
-        if not self.limits_on:
+    def admit_push(self, conn: Connection, klass: EventClass) -> dict[str, str] | None:
+        """None to let a push of class `klass` (`labels.classify_event`) through, or the error
+        response of a refusal. Classes without a bucket (control, echo unless configured) pass."""
+        if not self.limits_on or self.limiter.allow(conn.info.user_id, klass):
             return None
-        if self.limiter.allow(conn.info.user_id, event_class(msg.topic, msg.event)):
-            return None
-        return self._refused(conn, event_class(msg.topic, msg.event))
+        return self._refused(conn, klass)
 
     def admit_join(self, conn: Connection, msg: Message) -> dict[str, str] | None:
         if not self.limits_on or self.limiter.allow(conn.id, "join"):

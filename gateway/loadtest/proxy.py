@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS, Recorder, SessionRecorder
+from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS, Direction, Recorder, SessionRecorder
 
 _CLOSE_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
@@ -84,32 +84,27 @@ async def _relay(
     upstream: aiohttp.ClientWebSocketResponse,
     session: SessionRecorder | None,
 ) -> None:
-    async def client_to_upstream() -> None:
-        async for msg in client:
+    async def pump(
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        direction: Direction,
+    ) -> None:
+        async for msg in source:
             if msg.type == WSMsgType.TEXT:
                 if session is not None:
-                    session.frame("in", msg.data.encode(), True)
-                await upstream.send_str(msg.data)
+                    session.frame(direction, msg.data.encode(), True)
+                await sink.send_str(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 if session is not None:
-                    session.frame("in", msg.data, False)
-                await upstream.send_bytes(msg.data)
-        await upstream.close(code=client.close_code or 1000)
+                    session.frame(direction, msg.data, False)
+                await sink.send_bytes(msg.data)
+        # Pass the close code on: phoenix.js decides whether to reconnect by it.
+        await sink.close(code=source.close_code or 1000)
 
-    async def upstream_to_client() -> None:
-        async for msg in upstream:
-            if msg.type == WSMsgType.TEXT:
-                if session is not None:
-                    session.frame("out", msg.data.encode(), True)
-                await client.send_str(msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                if session is not None:
-                    session.frame("out", msg.data, False)
-                await client.send_bytes(msg.data)
-        # Pass the upstream's close code on: phoenix.js decides whether to reconnect by it.
-        await client.close(code=upstream.close_code or 1000)
-
-    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    tasks = [
+        asyncio.create_task(pump(client, upstream, "in")),
+        asyncio.create_task(pump(upstream, client, "out")),
+    ]
     _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()

@@ -30,12 +30,11 @@ WS_BYTES_IN = Tally(metrics.BYTES_IN.labels("websocket"))
 WS_BYTES_OUT = Tally(metrics.BYTES_OUT.labels("websocket"))
 LP_BYTES_IN = Tally(metrics.BYTES_IN.labels("longpoll"))
 LP_BYTES_OUT = Tally(metrics.BYTES_OUT.labels("longpoll"))
-BROADCAST_OUT = Tally(metrics.MESSAGES_OUT.labels("broadcast"))
-
-ALL = (WS_BYTES_IN, WS_BYTES_OUT, LP_BYTES_IN, LP_BYTES_OUT, BROADCAST_OUT)
+ALL = (WS_BYTES_IN, WS_BYTES_OUT, LP_BYTES_IN, LP_BYTES_OUT)
 
 
 def flush() -> None:
+    """Fold every hot-path tally, these and `metrics`' per-message ones, into the series."""
     for tally in ALL:
         tally.flush()
     metrics.flush_hot()

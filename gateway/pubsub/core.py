@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from gateway.observability import metrics, tally
+from gateway.observability import metrics
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import Frame
 from gateway.protocol.serializers import Serializer
@@ -146,7 +146,7 @@ class PubSub:
             sub.deliver(topic, event, payload, frames)
             count += 1
         metrics.observe_fanout(count)
-        tally.BROADCAST_OUT.value += count
+        metrics.count_message_out("broadcast", count)
         return count
 
     def _remote(self, env: Envelope) -> None:

@@ -19,7 +19,7 @@ import structlog
 from gateway.channels.base import Channel, Reply, Stop
 from gateway.errors import CHANNEL_CRASH, JOIN_CRASHED, UNMATCHED_TOPIC
 from gateway.observability import metrics
-from gateway.observability.labels import classify_event
+from gateway.observability.labels import EventClass
 from gateway.protocol.messages import PHX_CLOSE, PHX_ERROR, PHX_LEAVE, Message
 from gateway.pubsub.core import FrameCache
 from gateway.runtime.inbox import Inbox
@@ -71,8 +71,9 @@ class ChannelProcess:
     def start(self, join: Message, previous: ChannelProcess | None) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(join, previous))
 
-    def put(self, msg: Message) -> None:
-        self.inbox.put((_IN, msg))
+    def put(self, msg: Message, klass: EventClass) -> None:
+        """A client push, with its event class (classified once, by the connection)."""
+        self.inbox.put((_IN, msg, klass))
 
     def refuse(self, msg: Message, response: Any) -> None:
         """Answer a push the connection refused, in order with the replies before it."""
@@ -198,9 +199,7 @@ class ChannelProcess:
                     return "left"
                 started = perf_counter()
                 result = await channel.handle_in(msg.event, msg.payload, msg.ref)
-                metrics.observe_handling(
-                    classify_event(self.topic, msg.event), perf_counter() - started
-                )
+                metrics.observe_handling(item[2], perf_counter() - started)
                 if result is None:
                     continue
                 if isinstance(result, Reply):

@@ -136,18 +136,18 @@ class Connection:
         if self.closed:
             return
         services = self.services
-        metrics.count_message_in(classify_event(msg.topic, msg.event))
+        klass = classify_event(msg.topic, msg.event)
+        metrics.count_message_in(klass)
         decision = self.state.decide(msg, services.router.match(msg.topic) is not None)
         action = decision.action
         if action is Action.DELIVER:
-            refusal = services.admit_push(self, msg)
+            process = self.channels[msg.topic]
+            refusal = services.admit_push(self, klass)
             if refusal is not None:
-                metrics.count_rate_limited_push(classify_event(msg.topic, msg.event))
-                process = self.channels.get(msg.topic)
-                if process is not None:
-                    process.refuse(msg, refusal)
+                metrics.count_rate_limited_push(klass)
+                process.refuse(msg, refusal)
                 return
-            self.channels[msg.topic].put(msg)
+            process.put(msg, klass)
         elif action is Action.HEARTBEAT:
             self.reply(None, msg.ref, msg.topic, "ok", {})
         elif action is Action.JOIN or action is Action.REJOIN:
