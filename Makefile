@@ -9,10 +9,14 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint bench venv static format cluster-smoke clean
 
-$(STAMP): pyproject.toml
+# Every package, build tools included, comes at the version pinned in constraints.txt
+# (regenerate with `.venv/bin/python scripts/lock.py --write`).
+PIP_INSTALL := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip install -q --disable-pip-version-check
+
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PIP_INSTALL) pip setuptools
+	@$(PIP_INSTALL) -e '.[dev,loadtest]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.utils import canonicalize_name
 
 from gateway.config import Settings, env_name, field_types, load_settings, render_reference
 
@@ -26,7 +28,7 @@ IMAGE = f"gateway:{VERSION}"
 LABELS = {"app.kubernetes.io/name": "gateway"}
 
 sys.path.insert(0, str(REPO_ROOT))
-from scripts import haproxy_proc, runtime_lock  # noqa: E402
+from scripts import haproxy_proc, lock  # noqa: E402
 
 
 def k8s_objects() -> dict[str, dict[str, Any]]:
@@ -253,14 +255,28 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_exec_cmd() -> N
     assert "GATEWAY_HOST=0.0.0.0" in env
 
 
-def test_requirements_lock_pins_the_runtime_closure_installed_here() -> None:
-    lock = (DEPLOY / "requirements.lock").read_text()
-    assert lock == runtime_lock.render(), "run `python scripts/runtime_lock.py --write`"
-    pins = [line for line in lock.splitlines() if line and not line.startswith("#")]
-    assert all(re.fullmatch(r"[a-z0-9-]+==[\w.]+", pin) for pin in pins)
-    names = {pin.split("==")[0] for pin in pins}
-    assert {"aiohttp", "msgspec", "redis", "uvloop", "prometheus-client"} <= names
-    assert not names & {"pytest", "mypy", "ruff", "playwright", "hypothesis"}
+def test_constraints_pin_every_requirement_of_pyproject_within_its_range() -> None:
+    pins = lock.read_pins(lock.CONSTRAINTS_PATH)
+    for req in lock.runtime_requirements() + lock.extra_requirements():
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (name, pins[name])
+    assert {"pip", "setuptools"} <= pins.keys()
+
+
+def test_the_venv_is_installed_from_the_constraints() -> None:
+    for name, version in lock.read_pins(lock.CONSTRAINTS_PATH).items():
+        assert metadata.version(name) == version, f"{name}: run `make` to install the pins"
+
+
+def test_lock_files_are_the_closure_of_pyproject_and_agree() -> None:
+    for path, text in lock.render().items():
+        assert path.read_text() == text, "run `.venv/bin/python scripts/lock.py --write`"
+    runtime = lock.read_pins(lock.RUNTIME_LOCK_PATH)
+    everything = lock.read_pins(lock.CONSTRAINTS_PATH)
+    assert all(everything[name] == version for name, version in runtime.items())
+    assert {"aiohttp", "msgspec", "redis", "uvloop", "prometheus-client"} <= runtime.keys()
+    assert not runtime.keys() & {"pytest", "mypy", "ruff", "playwright", "hypothesis"}
 
 
 # -- HAProxy ------------------------------------------------------------------------------------
