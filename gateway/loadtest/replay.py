@@ -29,10 +29,19 @@ class GroupCopy:
     def __init__(self, key: tuple[str, int], plans: Iterable[Plan]) -> None:
         self.key = key
         self.rooms: dict[str, str] = {}
-        self.recorded_ids = recorded_identities(list(plans))
+        plans = list(plans)
+        self.recorded_ids = recorded_identities(plans)
         self.live: dict[str, str] = {}
         self._events: dict[str, asyncio.Event] = {}
         self.delivery = DeliveryTable()
+        # recorded topic -> (session, recorded time of its join), to keep the recorded order
+        # "the peer had joined before I pushed" when the server is slow to answer a join.
+        self._joins: dict[str, list[tuple[str, float]]] = {}
+        self._joined: dict[tuple[str, str], asyncio.Event] = {}
+        for plan in plans:
+            for step in plan.steps:
+                if step.event == "phx_join":
+                    self._joins.setdefault(step.topic, []).append((plan.session_id, step.at_ms))
 
     def room(self, recorded: str) -> str:
         new = self.rooms.get(recorded)
@@ -54,6 +63,26 @@ class GroupCopy:
         if ev is None:
             ev = self._events[recorded] = asyncio.Event()
         return ev
+
+    def joined(self, session_id: str, topic: str) -> None:
+        """`session_id` has its answer to the join of recorded `topic` (ok or not)."""
+        self._joined.setdefault((session_id, topic), asyncio.Event()).set()
+
+    async def peers_joined(self, session_id: str, topic: str, at_ms: float) -> None:
+        """Wait (at most PEER_WAIT_S in all) for the group's other sessions that had joined
+        `topic` before `at_ms` in the recording, so their copies see this push too."""
+        deadline = time.monotonic() + PEER_WAIT_S
+        for other, joined_at in self._joins.get(topic, ()):
+            if other == session_id or joined_at >= at_ms:
+                continue
+            event = self._joined.setdefault((other, topic), asyncio.Event())
+            left = deadline - time.monotonic()
+            if event.is_set() or left <= 0:
+                continue
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                return
 
     async def resolve(self, recorded: str) -> str | None:
         if recorded in self.live:
@@ -213,6 +242,7 @@ class Replayer:
                 wait=True,
             )
             reply = await waiter if waiter is not None else None
+            group.joined(self.plan.session_id, step.topic)
             if reply is not None and reply.status == "ok":
                 user.joined[topic] = ref
                 if user.user_id is None:
@@ -221,6 +251,7 @@ class Replayer:
                     group.publish(self.plan.user_id, user.user_id)
             return
         join_ref = jr_map.get(step.join_ref, step.join_ref) if step.join_ref else None
+        await group.peers_joined(self.plan.session_id, step.topic, step.at_ms)
         if step.text and step.event != "phx_leave":
             try:
                 group.delivery.note(normalize(payload), time.time_ns())
