@@ -1,12 +1,13 @@
 """The Channel contract: what an application channel implements, and what it may call.
 
 Mirrors Phoenix.Channel: `join`, `handle_in`, `handle_out` for intercepted broadcasts,
-`handle_info`, `terminate`. Each joined channel runs in its own task (see
+`handle_info`, `terminate`. Each joined channel handles one message at a time, in order (see
 `runtime/channel_process.py`), so a channel never needs a lock and a crash ends only its topic.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -54,10 +55,6 @@ class Channel:
 
     #: Events whose broadcasts pass through `handle_out` instead of the fastlane.
     intercepts: ClassVar[frozenset[str]] = frozenset()
-    #: Intercepted events whose `handle_out` is the plain push: once the join is complete and
-    #: the inbox is empty they are pushed at once, skipping a task switch (same frame, same
-    #: order as going through the task).
-    direct: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, process: ChannelProcess) -> None:
         self._process = process
@@ -73,26 +70,36 @@ class Channel:
         return self._process.conn.services
 
     # -- callbacks --------------------------------------------------------------------------
-    async def join(self, payload: Payload) -> Reply:
+    # Each callback may be a plain method or a coroutine. A plain one runs at once on the read
+    # path; a coroutine gets a task, and the channel's later messages wait for it (in order).
+    # Write the common events plain and keep `async` for the ones that must wait on I/O.
+
+    def join(self, payload: Payload) -> Reply | Awaitable[Reply]:
         """Accept (`ok(...)`) or refuse (`error({"reason": ...})`) the join."""
         return ok()
 
-    async def after_join(self) -> None:
+    def after_join(self) -> Awaitable[None] | None:
         """Runs right after the join reply went out (Phoenix's `send(self(), :after_join)`)."""
+        return None
 
-    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply | Stop | None:
+    def handle_in(
+        self, event: str, payload: Payload, ref: Any
+    ) -> Reply | Stop | None | Awaitable[Reply | Stop | None]:
         """A client push. Return a reply, nothing (no reply), or `Stop`."""
         return None
 
-    async def handle_out(self, event: str, payload: Any) -> None:
+    def handle_out(self, event: str, payload: Any) -> Awaitable[None] | None:
         """An intercepted broadcast; push it on, changed or not, or drop it."""
         self.push(event, payload)
+        return None
 
-    async def handle_info(self, message: Any) -> None:
+    def handle_info(self, message: Any) -> Awaitable[None] | None:
         """A message sent to this channel with `ChannelProcess.send_info`."""
+        return None
 
-    async def terminate(self, reason: str) -> None:
+    def terminate(self, reason: str) -> Awaitable[None] | None:
         """The channel is ending: left, closed, duplicate_join, disconnected, shutdown."""
+        return None
 
     # -- helpers ----------------------------------------------------------------------------
     def push(self, event: str, payload: Any) -> None:

@@ -20,7 +20,7 @@ _EMPTY_OK = ok()
 
 
 class EchoChannel(Channel):
-    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+    def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
         if isinstance(payload, bytes):
             if event == BROADCAST:
                 self.broadcast(BROADCAST, payload)

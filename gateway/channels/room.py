@@ -2,9 +2,15 @@
 
 Every push is validated against its payload Struct and answered; the server stamps
 `room_id`, `from` and `timestamp` on what it relays, so nobody can speak for someone else.
-Targeted events travel on the recipient's private pub/sub key (see `signaling/rooms.py`)
-and are intercepted, so they reach the client as pushes after the join reply, carrying this
-channel's join_ref, and a member rejoining gets its grace-queued messages first.
+Targeted events travel on the recipient's private pub/sub key (see `signaling/rooms.py`),
+so they reach the client as pushes after the join reply, carrying this channel's join_ref,
+and a member rejoining gets its grace-queued messages first. Untargeted events are plain
+broadcasts (`[null,null,topic,event,payload]`, Phoenix's fastlane).
+
+The common pushes (a relay to a member this node knows, chat) are handled without awaiting:
+they run on the read path of the push, and store writes are queued behind the reply
+(`signaling/bookkeeping.py`). Only a push that needs a store answer first (a recipient this
+node has not seen, `ready`) waits.
 """
 
 from __future__ import annotations
@@ -57,14 +63,10 @@ def refused(refusal: Refusal) -> Reply:
     return error(msgspec.to_builtins(refusal))
 
 
-class RoomChannel(Channel):
-    # Targeted deliveries pass through handle_out: held until the join reply is out, and
-    # pushed with this channel's join_ref so phoenix.js drops them after a rejoin.
-    intercepts: ClassVar[frozenset[str]] = frozenset(
-        {"offer", "answer", "ice-candidate", UNDELIVERABLE}
-    )
-    direct: ClassVar[frozenset[str]] = intercepts
+Result = Reply | Awaitable[Reply]
 
+
+class RoomChannel(Channel):
     room_id: str = ""
     user_id: str = ""
     phx_ref: str | None = None
@@ -145,13 +147,13 @@ class RoomChannel(Channel):
             await rooms.dropped(self.topic, self.room_id, self.user_id)
 
     # -- pushes -----------------------------------------------------------------------------
-    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+    def handle_in(self, event: str, payload: Payload, ref: Any) -> Result:
         handler = self._handlers.get(event)
         if handler is None:
             return error({"reason": UNKNOWN_EVENT})
-        return await handler(self, event, payload)
+        return handler(self, event, payload)
 
-    async def _signal(self, event: str, payload: Payload) -> Reply:
+    def _signal(self, event: str, payload: Payload) -> Result:
         if not self._may_signal():
             return error({"reason": UNAUTHORIZED})
         kind = _SIGNAL_KINDS[event]
@@ -164,16 +166,25 @@ class RoomChannel(Channel):
         to: str | None = getattr(value, "to", None)
         body = msgspec.Raw(jsonenc.encode(self._stamp(data)))
         rooms = self.rooms
-        result: PushResult | None = None
         if to is None or to == BROADCAST:
             self.broadcast_from(event, body)
+            to = BROADCAST
+        elif rooms.presence.known_present(self.topic, to):
+            rooms.send_to(self.topic, to, event, body)
         else:
-            result = await rooms.deliver(self.topic, self.room_id, self.user_id, to, event, body)
-            if result is PushResult.ABSENT:
-                return refused(Refusal(NOT_IN_ROOM, "to"))
-            if result is PushResult.FULL:
-                return refused(Refusal(QUEUE_FULL, "to"))
-        await rooms.sessions.record(self.room_id, event, self.user_id, to or BROADCAST)
+            return self._signal_later(event, to, body)
+        rooms.bookkeeper.add(rooms.sessions.record, self.room_id, event, self.user_id, to)
+        return _OK
+
+    async def _signal_later(self, event: str, to: str, body: msgspec.Raw) -> Reply:
+        """A recipient this node has not seen: ask the store, or queue for its grace period."""
+        rooms = self.rooms
+        result = await rooms.deliver(self.topic, self.room_id, self.user_id, to, event, body)
+        if result is PushResult.ABSENT:
+            return refused(Refusal(NOT_IN_ROOM, "to"))
+        if result is PushResult.FULL:
+            return refused(Refusal(QUEUE_FULL, "to"))
+        rooms.bookkeeper.add(rooms.sessions.record, self.room_id, event, self.user_id, to)
         return _QUEUED if result is PushResult.QUEUED else _OK
 
     async def _ready(self, event: str, payload: Payload) -> Reply:
@@ -190,7 +201,7 @@ class RoomChannel(Channel):
         self.broadcast_from(PEER_READY, self._stamp({"tracks": self.tracks}))
         return _OK
 
-    async def _new_msg(self, event: str, payload: Payload) -> Reply:
+    def _new_msg(self, event: str, payload: Payload) -> Reply:
         checked = self._check(payload, NewMsg)
         if isinstance(checked, Refusal):
             return refused(checked)
@@ -199,10 +210,11 @@ class RoomChannel(Channel):
         data["id"] = message_id
         body = jsonenc.encode(data)
         self.broadcast(NEW_MSG, msgspec.Raw(body))
-        await self.rooms.sessions.add_chat(self.room_id, body)
+        rooms = self.rooms
+        rooms.bookkeeper.add(rooms.sessions.add_chat, self.room_id, body)
         return ok({"id": message_id})
 
-    _handlers: ClassVar[dict[str, Callable[[RoomChannel, str, Payload], Awaitable[Reply]]]] = {
+    _handlers: ClassVar[dict[str, Callable[[RoomChannel, str, Payload], Result]]] = {
         "offer": _signal,
         "answer": _signal,
         "ice-candidate": _signal,

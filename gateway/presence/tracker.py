@@ -55,6 +55,11 @@ class PresenceTracker:
         #: Diff frames broadcast and the deliveries they made on this node (for benchmarks).
         self.diffs_sent = 0
         self.diff_deliveries = 0
+        #: topic -> key -> phx_refs: who this node knows to be present, from the diffs it
+        #: made and the diffs other nodes sent. Answers "is `to` a member?" without a store
+        #: read; a miss is checked against the store, so it may lag but never refuses wrongly.
+        self.members: dict[str, dict[str, set[str]]] = {}
+        pubsub.on_remote_presence = self.observe
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -113,11 +118,40 @@ class PresenceTracker:
     async def present(self, topic: str, key: str) -> bool:
         return bool(await self.store.get(topic, key))
 
+    def known_present(self, topic: str, key: str) -> bool:
+        """Present as far as the diffs seen here tell (no store read)."""
+        keys = self.members.get(topic)
+        return keys is not None and key in keys
+
+    def observe(self, topic: str, diff: Diff) -> None:
+        """Fold a diff into `members` (ours as we publish it, others' as they arrive)."""
+        keys = self.members.get(topic)
+        for key, entry in diff.leaves.items():
+            refs = keys.get(key) if keys is not None else None
+            if refs is None:
+                continue
+            for meta in entry["metas"]:
+                refs.discard(meta.get("phx_ref"))  # type: ignore[arg-type]
+            if not refs:
+                del keys[key]  # type: ignore[union-attr]
+        if diff.joins:
+            if keys is None:
+                keys = self.members[topic] = {}
+            for key, entry in diff.joins.items():
+                refs = keys.get(key)
+                if refs is None:
+                    refs = keys[key] = set()
+                for meta in entry["metas"]:
+                    refs.add(meta["phx_ref"])
+        if keys is not None and not keys:
+            del self.members[topic]
+
     # -- diffs ------------------------------------------------------------------------------
     def publish(self, topic: str, diff: Diff) -> None:
         """Broadcast `diff` now, or merge it into the topic's open window."""
         if diff.is_empty():
             return
+        self.observe(topic, diff)
         if self.window_s <= 0:
             self._broadcast(topic, diff)
             return

@@ -7,13 +7,15 @@ The adapter carries the broadcast to other nodes, which dispatch it the same way
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
 
 from gateway.observability import metrics
 from gateway.protocol import jsonenc
-from gateway.protocol.messages import Frame
+from gateway.presence.state import Diff
+from gateway.protocol.messages import PRESENCE_DIFF, Frame
 from gateway.protocol.serializers import Serializer
 from gateway.pubsub.adapter import Envelope, LocalAdapter, PubSubAdapter
 
@@ -56,6 +58,8 @@ class PubSub:
         # With one node there is nobody to publish to: skip encoding envelopes.
         self._crosses = not isinstance(self.adapter, LocalAdapter)
         self._subs: dict[str, dict[Subscriber, None]] = {}
+        #: Told of every presence diff from another node (the presence tracker's member index).
+        self.on_remote_presence: Callable[[str, Diff], None] | None = None
 
     async def start(self) -> None:
         await self.adapter.start(self._remote)
@@ -153,4 +157,11 @@ class PubSub:
         if env.node == self.node:
             return
         payload: Any = env.payload if env.binary else msgspec.Raw(env.payload)
+        if env.event == PRESENCE_DIFF and self.on_remote_presence is not None:
+            try:
+                diff = Diff.from_payload(jsonenc.decode(env.payload))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+            else:
+                self.on_remote_presence(env.topic, diff)
         self.dispatch(env.key, env.topic, env.event, payload, None, env.exclude)

@@ -1,18 +1,25 @@
-"""One joined channel: its task, its inbox, and the frames its lifecycle puts on the wire.
+"""One joined channel: its mailbox, the order it handles things in, and its lifecycle frames.
 
-The task runs the join, then handles the inbox in order: client pushes, intercepted
-broadcasts, info messages. A crash sends `phx_error` for this topic only (reference section
-3.7); leave and stop send `phx_close`. Stopping from outside (socket closed, duplicate join,
-disconnect) cancels the task and runs `terminate`, sending nothing.
+A channel handles one thing at a time, in arrival order: its join, client pushes, intercepted
+broadcasts, info messages (Phoenix runs a process per channel; this is the same contract).
+Callbacks may be plain functions or coroutines. A plain callback runs at once, on the read path
+of the message that caused it, with no task switch; a callback that returns an awaitable gets a
+task, and whatever arrives meanwhile waits in the mailbox until that task has handled it.
+There is no task while a channel is idle.
+
+A crash sends `phx_error` for this topic only, after `terminate` (docs/wire.md, "Channel
+crash"); leave and `Stop` send `phx_close`. Stopping from outside (socket closed, duplicate
+join, disconnect) sends nothing. Every path ends in `_finish`, which runs exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import structlog
 
@@ -22,33 +29,49 @@ from gateway.observability import metrics
 from gateway.observability.labels import EventClass
 from gateway.protocol.messages import PHX_CLOSE, PHX_ERROR, PHX_LEAVE, Message
 from gateway.pubsub.core import FrameCache
-from gateway.runtime.inbox import Inbox
 
 if TYPE_CHECKING:
     from gateway.runtime.connection import Connection
 
 log = structlog.get_logger("gateway.channel")
 
-_IN, _OUT, _INFO, _REFUSED = 0, 1, 2, 3
+_JOIN, _IN, _OUT, _INFO, _REFUSED = 0, 1, 2, 3, 4
 _ids = itertools.count(1)
+# Tasks that finish a channel after its socket is gone: kept so they are not collected.
+_orphans: set[asyncio.Task[None]] = set()
+
+# What a step still has to await: the awaitable, what to do with its value, and what to do
+# instead if it raises (None: the channel crashes).
+Wait = tuple[
+    Awaitable[Any], Callable[[Any], "Wait | None"] | None, Callable[[], "Wait | None"] | None
+]
+_JOIN_CRASHED_REPLY = Reply("error", {"reason": JOIN_CRASHED})
+
+
+def _awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
+    return value is not None and type(value) is not Reply and hasattr(value, "__await__")
 
 
 class ChannelProcess:
-    """The runtime side of a channel; also its pub/sub subscriber."""
+    """The runtime side of a channel; also its pub/sub subscriber on the channel's topic."""
 
     __slots__ = (
-        "_extra_keys",
+        "_busy",
+        "_crashed",
+        "_extra",
+        "_finished",
+        "_first",
         "_stop_reason",
+        "_task",
+        "_waiters",
         "channel",
         "conn",
-        "direct",
         "inbox",
         "intercepts",
         "join_ref",
         "joined",
         "ready",
         "sub_id",
-        "task",
         "topic",
     )
 
@@ -57,53 +80,82 @@ class ChannelProcess:
         self.topic = topic
         self.join_ref = join_ref
         self.sub_id = f"{conn.id}/{next(_ids)}"
-        self.inbox = Inbox()
+        self.inbox: deque[tuple[Any, ...]] = deque()
         self.intercepts = channel_cls.intercepts
-        self.direct = channel_cls.direct
-        self.ready = False
-        self.channel = channel_cls(self)
+        self.ready = False  # the join reply and after_join are done
         self.joined = False
-        self.task: asyncio.Task[None] | None = None
+        self.channel = channel_cls(self)
+        self._busy = False  # an item is being handled (inline or by the task)
+        self._task: asyncio.Task[None] | None = None
+        self._first: Wait | None = None
         self._stop_reason: str | None = None
-        self._extra_keys: list[str] | None = None
+        self._crashed = False
+        self._finished = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self._extra: list[tuple[str, _Targeted]] | None = None
 
-    # -- started by the connection ----------------------------------------------------------
+    # -- fed by the connection --------------------------------------------------------------
     def start(self, join: Message, previous: ChannelProcess | None) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run(join, previous))
+        self._submit((_JOIN, join, previous))
 
     def put(self, msg: Message, klass: EventClass) -> None:
         """A client push, with its event class (classified once, by the connection)."""
-        self.inbox.put((_IN, msg, klass))
+        self._submit((_IN, msg, klass))
 
     def refuse(self, msg: Message, response: Any) -> None:
         """Answer a push the connection refused, in order with the replies before it."""
-        self.inbox.put((_REFUSED, msg, response))
+        self._submit((_REFUSED, msg, response))
 
     def send_info(self, message: Any) -> None:
-        self.inbox.put((_INFO, message))
+        self._submit((_INFO, message))
 
     def stop(self, reason: str) -> None:
-        """End from outside: no frame is sent, `terminate(reason)` runs."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
+        """End from outside: no frame is sent, `terminate(reason)` runs once."""
+        if self._stop_reason is not None or self._finished:
+            return
+        self._stop_reason = reason
+        task = self._task
+        if task is not None:
+            if self._first is None:
+                task.cancel()  # interrupt what it awaits; `_task_done` finishes the channel
+            # Not started yet: it sees the stop first thing and discards what it would await.
+        elif not self._busy:
+            self._run(self._finish(reason))
+        # Busy inline (stopped from inside a handler): the pump finishes after that handler.
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    async def wait_finished(self) -> None:
+        if self._finished:
+            return
+        future = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(future)
+        await future
 
     # -- pub/sub subscriber -----------------------------------------------------------------
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
         if event in self.intercepts:
-            if self.ready and event in self.direct and not self.inbox:
-                self.push(event, payload)
-                return
-            self.inbox.put((_OUT, event, payload))
+            self._submit((_OUT, event, payload))
         else:
             self.conn.send(frames.get(self.conn.serializer))
 
     def subscribe_extra(self, key: str) -> None:
-        if self._extra_keys is None:
-            self._extra_keys = []
-        self._extra_keys.append(key)
-        self.conn.services.pubsub.subscribe(key, self)
+        sub = _Targeted(self)
+        if self._extra is None:
+            self._extra = []
+        self._extra.append((key, sub))
+        self.conn.services.pubsub.subscribe(key, sub)
+
+    def deliver_targeted(self, event: str, payload: Any) -> None:
+        """A message for this channel alone: a push with its join_ref, after the join reply."""
+        if event in self.intercepts or not self.ready or self._busy or self.inbox:
+            self._submit((_OUT, event, payload))
+        else:
+            self.push(event, payload)
 
     # -- frames -----------------------------------------------------------------------------
     def push(self, event: str, payload: Any) -> None:
@@ -119,65 +171,189 @@ class ChannelProcess:
         )
         self.conn.send(frame)
 
-    # -- the task ---------------------------------------------------------------------------
-    async def _run(self, join: Message, previous: ChannelProcess | None) -> None:
-        ended = "normal"
-        crashed = False
-        try:
-            if previous is not None and previous.task is not None:
-                # Duplicate join: wait for the old channel to finish, as Phoenix does.
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(previous.task)
-            if not await self._join(join, previous):
-                return
-            ended = await self._loop()
-        except asyncio.CancelledError:
-            ended = self._stop_reason or "shutdown"
-        except Exception:
-            log.exception("channel crashed", topic=self.topic, conn_id=self.conn.id)
-            metrics.CHANNEL_CRASHES.inc()
-            ended = "crash"
-            crashed = self.conn.owns(self)
-        finally:
-            await self._finish(ended)
-        if crashed:
-            # As in Phoenix, terminate runs in the channel before the socket reports the crash.
-            self._control(PHX_ERROR, {"reason": CHANNEL_CRASH})
+    # -- the mailbox pump -------------------------------------------------------------------
+    def _submit(self, item: tuple[Any, ...]) -> None:
+        if self._stop_reason is not None or self._finished:
+            return
+        self.inbox.append(item)
+        if not self._busy:
+            self._pump()
 
-    async def _join(self, join: Message, previous: ChannelProcess | None) -> bool:
-        conn = self.conn
+    def _pump(self) -> None:
+        """Handle what is in the mailbox now; hand over to a task at the first awaitable."""
+        self._busy = True
+        inbox = self.inbox
+        while inbox and self._stop_reason is None and not self._finished:
+            try:
+                wait = self._step(inbox.popleft())
+            except Exception:
+                self._crash()
+                return
+            if wait is not None:
+                self._first = wait
+                task = asyncio.get_running_loop().create_task(self._pump_async())
+                task.add_done_callback(self._task_done)
+                self._task = task
+                return
+        self._busy = False
+        if self._stop_reason is not None and not self._finished:
+            self._run(self._finish(self._stop_reason))
+
+    async def _pump_async(self) -> None:
+        wait, self._first = self._first, None
+        inbox = self.inbox
         try:
-            reply = await self.channel.join(join.payload)
+            while True:
+                while wait is not None:
+                    awaitable, then, failed = wait
+                    if self._stop_reason is not None or self._finished:
+                        _discard(awaitable)
+                        return
+                    try:
+                        value = await awaitable
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        if failed is None:
+                            raise
+                        wait = failed()
+                    else:
+                        wait = then(value) if then is not None else None
+                if not inbox or self._stop_reason is not None or self._finished:
+                    return
+                wait = self._step(inbox.popleft())
         except asyncio.CancelledError:
-            raise
+            pass  # stopped from outside: `_task_done` finishes
         except Exception:
-            log.exception("join crashed", topic=self.topic, conn_id=conn.id)
-            reply = Reply("error", {"reason": JOIN_CRASHED})
-            metrics.count_join("crash")
-        else:
+            self._crash()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        self._busy = False
+        if self._stop_reason is not None and not self._finished:
+            self._run(self._finish(self._stop_reason))
+        elif self.inbox and not self._finished:
+            self._pump()  # arrived after the task's last look at the mailbox
+
+    def _run(self, ending: Awaitable[None] | None) -> None:
+        """Let a `terminate` that awaits run to its end without holding up the caller."""
+        if ending is not None:
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(ending)  # type: ignore[arg-type]
+            _orphans.add(task)
+            task.add_done_callback(_orphans.discard)
+
+    def _crash(self) -> None:
+        log.exception("channel_crashed", topic=self.topic, conn_id=self.conn.id)
+        metrics.CHANNEL_CRASHES.inc()
+        self._crashed = self.conn.owns(self)
+        self._stop_reason = "crash"
+        self._busy = False
+        self._run(self._finish("crash"))
+
+    # -- one item ---------------------------------------------------------------------------
+    def _step(self, item: tuple[Any, ...]) -> Wait | None:
+        kind = item[0]
+        if kind == _IN:
+            msg: Message = item[1]
+            if msg.event == PHX_LEAVE:
+                self.reply(msg.ref, "ok", {})
+                self._control(PHX_CLOSE, {})
+                self.conn.channel_ended(self)
+                self._stop_reason = "left"
+                return None
+            klass: EventClass = item[2]
+            started = perf_counter()
+            result = self.channel.handle_in(msg.event, msg.payload, msg.ref)
+            if _awaitable(result):
+
+                def handled(value: Any) -> None:
+                    metrics.observe_handling(klass, perf_counter() - started)
+                    self._handled(msg, value)
+
+                return (result, handled, None)
+            metrics.observe_handling(klass, perf_counter() - started)
+            self._handled(msg, result)
+            return None
+        if kind == _REFUSED:
+            self.reply(item[1].ref, "error", item[2])
+            return None
+        if kind == _OUT:
+            out = self.channel.handle_out(item[1], item[2])
+            return (out, None, None) if _awaitable(out) else None
+        if kind == _INFO:
+            info = self.channel.handle_info(item[1])
+            return (info, None, None) if _awaitable(info) else None
+        return self._join(item[1], item[2])
+
+    def _handled(self, msg: Message, result: Any) -> None:
+        if result is None:
+            return
+        if type(result) is Reply:
+            self.reply(msg.ref, result.status, result.response)
+            return
+        if isinstance(result, Stop):
+            if result.reply is not None:
+                self.reply(msg.ref, result.reply.status, result.reply.response)
+            self._control(PHX_CLOSE, {})
+            self.conn.channel_ended(self)
+            self._stop_reason = result.reason
+
+    # -- join -------------------------------------------------------------------------------
+    def _join(self, join: Message, previous: ChannelProcess | None) -> Wait | None:
+        if previous is not None and not previous.finished:
+            # Duplicate join: the old channel finishes first, as in Phoenix.
+            return (previous.wait_finished(), lambda _: self._join(join, previous), None)
+        try:
+            reply = self.channel.join(join.payload)
+        except Exception:
+            reply = self._join_crashed()
+        if isinstance(reply, Reply):
+            return self._joined(join, previous, reply)
+        return (
+            reply,
+            lambda value: self._joined(join, previous, value),
+            lambda: self._joined(join, previous, self._join_crashed()),
+        )
+
+    def _join_crashed(self) -> Reply:
+        log.exception("join crashed", topic=self.topic, conn_id=self.conn.id)
+        metrics.count_join("crash")
+        return _JOIN_CRASHED_REPLY
+
+    def _joined(self, join: Message, previous: ChannelProcess | None, reply: Reply) -> Wait | None:
+        conn = self.conn
+        if reply is not _JOIN_CRASHED_REPLY:
             metrics.count_join("ok" if reply.status == "ok" else "error")
         if reply.status != "ok":
             conn.reply(join.join_ref, join.ref, self.topic, reply.status, reply.response)
             self._close_old(previous)
             conn.channel_ended(self)
             self._refuse_pending()
-            return False
+            self._stop_reason = "join refused"
+            self._run(self._finish("join refused"))  # not joined: no terminate, no wait
+            return None
         self.joined = True
         metrics.CHANNELS_JOINED.inc()
         conn.services.pubsub.subscribe(self.topic, self)
         conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
-        await self.channel.after_join()
+        after = self.channel.after_join()
+        if _awaitable(after):
+            return (after, self._ready, None)  # type: ignore[return-value]
         self.ready = True
-        return True
+        return None
+
+    def _ready(self, _: Any = None) -> None:
+        self.ready = True
 
     def _close_old(self, previous: ChannelProcess | None) -> None:
-        # The old join's phx_close goes out after the new join's reply (section 3.3).
+        # The old join's phx_close goes out after the new join's reply (docs/wire.md).
         if previous is not None:
             previous._control(PHX_CLOSE, {})
 
     def _refuse_pending(self) -> None:
-        for item in self.inbox.drain():
+        while self.inbox:
+            item = self.inbox.popleft()
             if item[0] in (_IN, _REFUSED):
                 msg: Message = item[1]
                 if msg.event == PHX_LEAVE:
@@ -185,51 +361,73 @@ class ChannelProcess:
                 else:
                     self.conn.reply(None, msg.ref, self.topic, "error", {"reason": UNMATCHED_TOPIC})
 
-    async def _loop(self) -> str:
-        channel = self.channel
-        while True:
-            item = await self.inbox.get()
-            kind = item[0]
-            if kind == _IN:
-                msg: Message = item[1]
-                if msg.event == PHX_LEAVE:
-                    self.reply(msg.ref, "ok", {})
-                    self._control(PHX_CLOSE, {})
-                    self.conn.channel_ended(self)
-                    return "left"
-                started = perf_counter()
-                result = await channel.handle_in(msg.event, msg.payload, msg.ref)
-                metrics.observe_handling(item[2], perf_counter() - started)
-                if result is None:
-                    continue
-                if isinstance(result, Reply):
-                    self.reply(msg.ref, result.status, result.response)
-                    continue
-                if isinstance(result, Stop):
-                    if result.reply is not None:
-                        self.reply(msg.ref, result.reply.status, result.reply.response)
-                    self._control(PHX_CLOSE, {})
-                    self.conn.channel_ended(self)
-                    return result.reason
-            elif kind == _REFUSED:
-                self.reply(item[1].ref, "error", item[2])
-            elif kind == _OUT:
-                await channel.handle_out(item[1], item[2])
-            else:
-                await channel.handle_info(item[1])
+    # -- the end ----------------------------------------------------------------------------
+    def _finish(self, reason: str) -> Awaitable[None] | None:
+        """Unsubscribe, then `terminate`, then (after a crash) `phx_error`: exactly once.
 
-    async def _finish(self, reason: str) -> None:
+        Returns what is left to await when `terminate` is a coroutine."""
+        if self._finished:
+            return None
+        self._finished = True
+        self.inbox.clear()
         pubsub = self.conn.services.pubsub
         if self.joined:
             pubsub.unsubscribe(self.topic, self)
             metrics.CHANNELS_JOINED.dec()
-        for key in self._extra_keys or ():
-            pubsub.unsubscribe(key, self)
+        for key, sub in self._extra or ():
+            pubsub.unsubscribe(key, sub)
         self.conn.channel_ended(self)
-        if self.joined:
-            try:
-                await self.channel.terminate(reason)
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("terminate crashed", topic=self.topic, conn_id=self.conn.id)
+        if not self.joined:
+            self._done()
+            return None
+        try:
+            ending = self.channel.terminate(reason)
+        except Exception:
+            log.exception("terminate crashed", topic=self.topic, conn_id=self.conn.id)
+            ending = None
+        if _awaitable(ending):
+            return self._finish_later(ending)  # type: ignore[arg-type]
+        self._after_terminate()
+        return None
+
+    async def _finish_later(self, ending: Awaitable[None]) -> None:
+        try:
+            await ending
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("terminate crashed", topic=self.topic, conn_id=self.conn.id)
+        self._after_terminate()
+
+    def _after_terminate(self) -> None:
+        if self._crashed:
+            # As in Phoenix, terminate runs in the channel before the socket reports the crash.
+            self._control(PHX_ERROR, {"reason": CHANNEL_CRASH})
+        self._done()
+
+    def _done(self) -> None:
+        self._finished = True
+        for future in self._waiters or ():
+            if not future.done():
+                future.set_result(None)
+        self._waiters = None
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # a coroutine that never ran: closed, not left to warn
+
+
+class _Targeted:
+    """The channel's subscription to a key of its own (a member's inbox in a room): what
+    arrives there is for this client alone, so it goes out as a push with the join_ref."""
+
+    __slots__ = ("process", "sub_id")
+
+    def __init__(self, process: ChannelProcess) -> None:
+        self.process = process
+        self.sub_id = process.sub_id
+
+    def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
+        self.process.deliver_targeted(event, payload)

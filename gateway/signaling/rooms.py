@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.core import PubSub
 from gateway.signaling.authorize import Authorizer
+from gateway.signaling.bookkeeping import Bookkeeper
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
 from gateway.signaling.sessions import SessionStore
 
@@ -72,12 +73,14 @@ class Rooms:
         self.sessions = sessions
         self.grace = grace
         self.wall = wall
+        self.bookkeeper = Bookkeeper()
         self._expiries: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.presence.start()
 
     async def stop(self) -> None:
+        await self.bookkeeper.flush()
         await self.presence.stop()
         for task in list(self._expiries):
             task.cancel()

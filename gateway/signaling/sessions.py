@@ -22,6 +22,7 @@ MAX_CHAT = 100
 
 
 _second: list[Any] = [None, ""]  # the last whole second formatted: every relay stamps one
+_milli: list[Any] = [None, ""]  # the last millisecond formatted: relays come many per ms
 
 
 def iso(ts: float) -> str:
@@ -30,10 +31,15 @@ def iso(ts: float) -> str:
     micro = round((ts - whole) * 1_000_000)  # as datetime rounds, so the two agree
     if micro >= 1_000_000:
         whole, micro = whole + 1, 0
+    milli = whole * 1000 + micro // 1000
+    if _milli[0] == milli:
+        return _milli[1]  # type: ignore[no-any-return]
     if _second[0] != whole:
         _second[0] = whole
         _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_second[1]}{micro // 1000:03d}Z"
+    text = f"{_second[1]}{micro // 1000:03d}Z"
+    _milli[0], _milli[1] = milli, text
+    return text
 
 
 class Participant(msgspec.Struct):
