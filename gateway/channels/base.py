@@ -84,7 +84,7 @@ class Channel:
 
     def handle_in(
         self, event: str, payload: Payload, ref: Any
-    ) -> Reply | Stop | None | Awaitable[Reply | Stop | None]:
+    ) -> Reply | Stop | Awaitable[Reply | Stop | None] | None:
         """A client push. Return a reply, nothing (no reply), or `Stop`."""
         return None
 

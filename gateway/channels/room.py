@@ -49,7 +49,7 @@ from gateway.signaling.payloads import (
     decode_object,
     is_room_id,
 )
-from gateway.signaling.rooms import UNDELIVERABLE, Rooms, user_key
+from gateway.signaling.rooms import Rooms, user_key
 from gateway.signaling.sessions import iso
 
 PEER_READY = "peer-ready"

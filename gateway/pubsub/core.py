@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import msgspec
 
 from gateway.observability import metrics
-from gateway.protocol import jsonenc
 from gateway.presence.state import Diff
+from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_DIFF, Frame
 from gateway.protocol.serializers import Serializer
 from gateway.pubsub.adapter import Envelope, LocalAdapter, PubSubAdapter
