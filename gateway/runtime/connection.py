@@ -16,7 +16,7 @@ import structlog
 from gateway.errors import CLOSE_GOING_AWAY, ClientError
 from gateway.observability import metrics
 from gateway.observability.labels import classify_event
-from gateway.protocol.messages import Frame, Message
+from gateway.protocol.messages import PHOENIX_TOPIC, PHX_JOIN, Frame, Message
 from gateway.protocol.serializers import Serializer
 from gateway.protocol.socket_state import Action, SocketState
 from gateway.pubsub.core import FrameCache
@@ -136,8 +136,25 @@ class Connection:
         if self.closed:
             return
         services = self.services
-        klass = classify_event(msg.topic, msg.event)
+        topic = msg.topic
+        klass = classify_event(topic, msg.event)
         metrics.count_message_in(klass)
+        process = self.channels.get(topic)
+        if (
+            process is not None
+            and (msg.join_ref is None or msg.join_ref == process.join_ref)
+            and msg.event != PHX_JOIN
+            and topic != PHOENIX_TOPIC
+        ):
+            # A push on a joined channel, the common case: what `SocketState.decide` would
+            # answer (DELIVER), without asking it.
+            refusal = services.admit_push(self, klass) if services.limits_on else None
+            if refusal is not None:
+                metrics.count_rate_limited_push(klass)
+                process.refuse(msg, refusal)
+                return
+            process.put(msg, klass)
+            return
         decision = self.state.decide(msg, services.router.match(msg.topic) is not None)
         action = decision.action
         if action is Action.DELIVER:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.appkeys import SERVICES
-from gateway.errors import CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
+from gateway.errors import CLOSE_INTERNAL, CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
 from gateway.loadtest.recording import SessionRecorder
 from gateway.observability import metrics
 from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
@@ -23,11 +23,15 @@ from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
 from gateway.transports.recording import RecordingSink
+from gateway.transports.ws_reader import DirectWebSocketResponse
 
 if TYPE_CHECKING:
     from gateway.services import Services
 
 log = structlog.get_logger("gateway.websocket")
+
+TEXT, BINARY, PING = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING
+_DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType.PONG})
 
 
 def ws_frame(frame: Frame) -> bytes:
@@ -53,7 +57,7 @@ class WebSocketSink:
     """
 
     transport = "websocket"
-    __slots__ = ("_closed", "_conn", "_limit", "_transport", "_ws", "closing")
+    __slots__ = ("_closed", "_conn", "_corked", "_limit", "_transport", "_ws", "closing")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int):
         self._ws = ws
@@ -61,6 +65,7 @@ class WebSocketSink:
         self._limit = limit
         self._closed = False
         self._conn: Connection | None = None
+        self._corked: list[bytes] | None = None
         self.closing: asyncio.Task[bool] | None = None
 
     @property
@@ -73,24 +78,58 @@ class WebSocketSink:
         data = frame.ws
         if data is None:
             data = frame.ws = ws_frame(frame)
+        corked = self._corked
+        if corked is not None:
+            corked.append(data)
+            return
         transport = self._transport
         if transport.is_closing():
             return
         transport.write(data)
         WS_BYTES_OUT.value += len(data)
         if transport.get_write_buffer_size() > self._limit:
-            metrics.SLOW_CONSUMER_DISCONNECTS.inc()
-            log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
-            if self._conn is not None:
-                self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
-            else:
-                self.close(CLOSE_TRY_AGAIN, "slow consumer")
-            # The close frame sits behind the backlog; do not wait for a reader who is not reading.
-            asyncio.get_running_loop().call_later(1.0, transport.abort)
+            self._slow_consumer()
+
+    def cork(self) -> None:
+        """Hold writes until `uncork` (while one read is parsed)."""
+        self._corked = []
+
+    def uncork(self) -> None:
+        corked, self._corked = self._corked, None
+        if not corked or self._closed:
+            return
+        transport = self._transport
+        if transport.is_closing():
+            return
+        data = corked[0] if len(corked) == 1 else b"".join(corked)
+        transport.write(data)
+        WS_BYTES_OUT.value += len(data)
+        if transport.get_write_buffer_size() > self._limit:
+            self._slow_consumer()
+
+    def _slow_consumer(self) -> None:
+        transport = self._transport
+        metrics.SLOW_CONSUMER_DISCONNECTS.inc()
+        log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
+        if self._conn is not None:
+            self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
+        else:
+            self.close(CLOSE_TRY_AGAIN, "slow consumer")
+        # The close frame sits behind the backlog; do not wait for a reader who is not reading.
+        asyncio.get_running_loop().call_later(1.0, transport.abort)
+
+    def pong(self, data: bytes) -> None:
+        """Answer a ping (control frames carry at most 125 bytes, RFC 6455 section 5.5)."""
+        transport = self._transport
+        if not self._closed and not transport.is_closing():
+            transport.write(bytes((0x8A, len(data))) + data)
 
     def close(self, code: int, reason: str = "") -> None:
         if self._closed:
             return
+        if self._corked:
+            self.uncork()  # what was answered before the close goes out before it
+            self._corked = []
         self._closed = True
         self.closing = asyncio.get_running_loop().create_task(
             self._ws.close(code=code, message=reason.encode())
@@ -113,7 +152,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         log.info("refused: subprotocols", offered=offered)
         metrics.count_connect("websocket", "vsn")
         return web.Response(status=403)
-    ws = web.WebSocketResponse(
+    ws = DirectWebSocketResponse(
         protocols=("phoenix",) if offered else (),
         compress=False,
         max_msg_size=settings.max_frame_bytes,
@@ -150,12 +189,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    ws: web.WebSocketResponse,
+    ws: DirectWebSocketResponse,
     sink: WebSocketSink,
     conn: Connection,
     idle_s: float,
     session: SessionRecorder | None,
 ) -> None:
+    """Data frames arrive through `on_message`, called by the parser as it reads them; this
+    task only waits for the end (a close frame, an error, end of stream, or our own close)."""
     loop = asyncio.get_running_loop()
     last_seen = time.monotonic()
     timer: asyncio.TimerHandle | None = None
@@ -170,30 +211,39 @@ async def _serve(
         metrics.IDLE_TIMEOUTS.inc()
         conn.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
 
+    def on_message(msg: Any) -> None:
+        nonlocal last_seen
+        if conn.closed:
+            return
+        last_seen = time.monotonic()
+        kind, data = msg[0], msg[1]
+        try:
+            if kind is TEXT:
+                WS_BYTES_IN.value += len(data)
+                if session is not None:
+                    session.frame("in", data.encode(), True)
+                conn.receive_text(data)
+            elif kind is BINARY:
+                WS_BYTES_IN.value += len(data)
+                if session is not None:
+                    session.frame("in", data, False)
+                conn.receive_binary(data)
+            elif kind is PING:
+                sink.pong(data)
+        except Exception:
+            # A bug must not escape into the parser: this socket ends, the others go on.
+            log.exception("frame handling failed", conn_id=conn.id)
+            conn.close(CLOSE_INTERNAL, "internal error")
+
     timer = loop.call_later(idle_s, check_idle)
     try:
-        while True:
+        ws.attach(on_message, sink)
+        while not conn.closed:
             msg = await ws.receive()
-            last_seen = time.monotonic()
-            kind = msg.type
-            if kind is WSMsgType.TEXT:
-                if session is not None:
-                    session.frame("in", msg.data.encode(), True)
-                WS_BYTES_IN.value += len(msg.data)
-                conn.receive_text(msg.data)
-            elif kind is WSMsgType.BINARY:
-                WS_BYTES_IN.value += len(msg.data)
-                if session is not None:
-                    session.frame("in", msg.data, False)
-                conn.receive_binary(msg.data)
-            elif kind is WSMsgType.PING:
-                await ws.pong(msg.data)
-            elif kind is WSMsgType.PONG:
+            if msg.type in _DATA:
+                on_message(msg)  # not reached: data goes through on_message
                 continue
-            else:
-                break
-            if conn.closed:
-                break
+            break
     finally:
         if timer is not None:
             timer.cancel()
