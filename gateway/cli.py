@@ -136,6 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
         configure_logging(settings)
+        if settings.redis_url:
+            from gateway.pubsub.redis_probe import probe, redacted
+
+            problem = probe(settings.redis_url)
+            if problem is not None:
+                # Once, before any worker starts: one line that says what to fix.
+                print(
+                    f"gateway: cannot reach Redis at {redacted(settings.redis_url)}: {problem}",
+                    file=sys.stderr,
+                )
+                return 1
         if settings.workers > 1:
             import tempfile
 

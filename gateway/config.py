@@ -265,9 +265,9 @@ def render_reference() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Every option is a flag of `python -m gateway serve` and an environment variable; flags",
+        "Every option is a flag of `.venv/bin/python -m gateway serve` and an environment variable; flags",
         "win over the environment. Booleans take `true`/`false` (flags: `--x` / `--no-x`).",
-        "This file is generated from `gateway/config.py` (`python -m gateway config-reference`).",
+        "This file is generated from `gateway/config.py` (`.venv/bin/python -m gateway config-reference`).",
         "",
         "| option | environment | default | meaning |",
         "|---|---|---|---|",
