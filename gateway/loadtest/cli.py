@@ -120,9 +120,11 @@ def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     sc.add_argument("--topic", default="echo:broadcast-room", help="broadcast-room: the topic")
     sc.add_argument("--body-bytes", type=int, default=64, help="padding in each message body")
     sc.add_argument(
-        "--no-replies",
+        "--expect-replies",
         action="store_true",
-        help="the server does not reply to these pushes: don't wait for replies",
+        help="every push awaits its reply: a missing one is an error (default: replies are "
+        "timed when they come, unanswered pushes are counted, as phoenix.js treats a push "
+        "nobody awaits)",
     )
     return lt
 
@@ -215,7 +217,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
             room_size=args.room_size,
             topic=args.topic,
             body_bytes=args.body_bytes,
-            expect_replies=not args.no_replies,
+            expect_replies=args.expect_replies,
         )
 
     def progress(tick: int, snaps: Any, elapsed: float) -> None:

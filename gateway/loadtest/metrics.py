@@ -46,6 +46,7 @@ class Counters(msgspec.Struct):
     users_started: int = 0
     users_active: int = 0
     errors: int = 0
+    unanswered: int = 0  # pushes nobody awaited whose reply never came (not errors)
 
     def minus(self, other: Counters) -> Counters:
         out = Counters()

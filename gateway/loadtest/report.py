@@ -66,6 +66,7 @@ class Report(msgspec.Struct):
     errors: int
     error_rate: float
     errors_by_reason: dict[str, int]
+    unanswered: int  # pushes nobody awaited that got no reply (fire-and-forget, not errors)
     latency: dict[str, LatencySummary]
     processes: int
     client_cpu_s: float  # CPU time the load tester's workers used
@@ -161,6 +162,7 @@ def build_report(
         errors=totals.errors,
         error_rate=round(error_rate, 6),
         errors_by_reason=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        unanswered=totals.unanswered,
         latency=latency,
         processes=len(finals),
         client_cpu_s=round(cpu, 3),
@@ -206,6 +208,9 @@ def text_table(report: Report) -> str:
             f"{kind:<10}{s.count:>10,}{s.p50_ms:>10.3f}{s.p90_ms:>10.3f}{s.p99_ms:>10.3f}"
             f"{s.p999_ms:>10.3f}{s.max_ms:>10.3f}"
         )
+    if report.unanswered:
+        lines.append("")
+        lines.append(f"unanswered pushes (not awaited, not errors): {report.unanswered:,}")
     if report.errors_by_reason:
         lines.append("")
         lines.append("errors by reason:")

@@ -43,6 +43,7 @@ class Pending(msgspec.Struct, gc=False):
     expect: str | None  # the status to expect; None accepts any
     interval_us: int
     waiter: asyncio.Future[wire.Inbound | None] | None = None
+    required: bool = True  # a missing reply is an error (else it is counted as unanswered)
 
 
 class DeliveryTable:
@@ -134,6 +135,8 @@ class VirtualUser:
         for p in self._pending.values():
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(None)
+            if not p.required and p.kind != "heartbeat":
+                self.metrics.counters.unanswered += 1
         self._pending.clear()
         if self._closing:
             return
@@ -142,10 +145,10 @@ class VirtualUser:
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for the replies still owed, so closing does not turn them into
-        losses; the heartbeat in flight does not count."""
+        losses; the heartbeat in flight and pushes nobody awaits do not count."""
         deadline = time.monotonic() + timeout
         while self.connected and time.monotonic() < deadline:
-            if all(p.kind == "heartbeat" for p in self._pending.values()):
+            if all(p.kind == "heartbeat" or not p.required for p in self._pending.values()):
                 return
             await asyncio.sleep(0.005)
 
@@ -184,6 +187,7 @@ class VirtualUser:
         sent_ns: int | None = None,
         interval_us: int = 0,
         wait: bool = False,
+        required: bool = True,
     ) -> asyncio.Future[wire.Inbound | None] | None:
         """Send one frame. With a `kind`, its reply is timed under that kind; `sent_ns` (the
         intended send time) lets a paced sender that fell behind count the delay it caused."""
@@ -204,7 +208,7 @@ class VirtualUser:
             if wait:
                 waiter = asyncio.get_running_loop().create_future()
             when = sent_ns if sent_ns is not None else time.monotonic_ns()
-            self._pending[ref] = Pending(when, kind, topic, expect, interval_us, waiter)
+            self._pending[ref] = Pending(when, kind, topic, expect, interval_us, waiter, required)
         n = ws.send(data, text)
         c = self.metrics.counters
         c.sent += 1
@@ -289,7 +293,10 @@ class VirtualUser:
             ]
             for ref in expired:
                 p = self._pending.pop(ref)
-                self.metrics.error(f"{p.kind}_timeout")
+                if p.required:
+                    self.metrics.error(f"{p.kind}_timeout")
+                else:
+                    self.metrics.counters.unanswered += 1
                 if p.waiter is not None and not p.waiter.done():
                     p.waiter.set_result(None)
         if self.heartbeat_ns and self.connected and now_ns >= self._next_heartbeat:

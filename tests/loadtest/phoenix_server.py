@@ -5,7 +5,9 @@ It answers heartbeats, joins (`{user_id}` taken from the `token` connect param),
   `broadcast` also broadcasts the payload to the topic;
 - `room:*`: `new_msg` is broadcast and replied ok; `offer`/`answer`/`ice-candidate` with a `to`
   are pushed to that user only (with `from` added) and replied ok.
-Replies are sent after `delay` seconds, so a test can check the measured latency.
+Replies are sent after `delay` seconds, so a test can check the measured latency. With
+`room_replies=False` room events are relayed but never replied, like the usual Phoenix app
+whose handlers `broadcast_from!` and return `{:noreply, socket}`.
 """
 
 from __future__ import annotations
@@ -46,9 +48,14 @@ class Conn:
 
 class PhoenixTestServer:
     def __init__(
-        self, delay: float = 0.0, refuse_joins: bool = False, answer_heartbeats: bool = True
+        self,
+        delay: float = 0.0,
+        refuse_joins: bool = False,
+        answer_heartbeats: bool = True,
+        room_replies: bool = True,
     ) -> None:
         self.delay = delay
+        self.room_replies = room_replies
         self.refuse_joins = refuse_joins
         self.answer_heartbeats = answer_heartbeats
         self.conns: list[Conn] = []
@@ -176,10 +183,12 @@ class PhoenixTestServer:
                     target.topics.get(msg.topic), msg.topic, msg.event, msgspec.Raw(encode(body))
                 )
                 self._later(target, frame)
-            self._reply(conn, msg, "ok", {})
+            if self.room_replies:
+                self._reply(conn, msg, "ok", {})
             return
         self._broadcast(msg.topic, msg.event, payload)
-        self._reply(conn, msg, "ok", {})
+        if self.room_replies:
+            self._reply(conn, msg, "ok", {})
 
     def _broadcast(self, topic: str, event: str, payload: Any) -> None:
         frames: dict[int, Any] = {}

@@ -73,3 +73,36 @@ async def test_broadcast_room_fans_out(phoenix_server: ServerFactory) -> None:
     assert sends > 12
     # Users joining at slightly different times miss a few early broadcasts; nearly all land.
     assert report.latency["delivery"].count >= sends * 12 * 0.9
+
+
+async def test_pushes_nobody_awaits_are_not_errors_on_a_noreply_server(
+    phoenix_server: ServerFactory,
+) -> None:
+    # The usual Phoenix app: room events are relayed and `{:noreply, socket}`.
+    srv = await phoenix_server(room_replies=False)
+    cfg = FleetConfig(
+        url=srv.url, users=10, duration=1.5, processes=1, token_template="peer-{n}",
+        reply_timeout_s=0.5, scenario=ScenarioOptions(name="signaling-pairs", rate=10.0),
+    )  # fmt: skip
+    report = build_report(await asyncio.to_thread(run_fleet, cfg))
+    assert report.errors == 0, report.errors_by_reason
+    sent = Counter(e for e, _, _ in srv.signals)
+    assert sent["offer"] == 5 and sent["answer"] == 5
+    assert report.unanswered == sum(sent.values())
+    assert "reply" not in report.latency or report.latency["reply"].count == 0
+    # What was relayed is still measured end to end.
+    assert report.latency["delivery"].count >= 0.9 * sum(sent.values())
+
+
+async def test_expect_replies_makes_a_missing_reply_an_error(
+    phoenix_server: ServerFactory,
+) -> None:
+    srv = await phoenix_server(room_replies=False)
+    cfg = FleetConfig(
+        url=srv.url, users=4, duration=1.5, processes=1, token_template="peer-{n}",
+        reply_timeout_s=0.5,
+        scenario=ScenarioOptions(name="signaling-pairs", rate=4.0, expect_replies=True),
+    )  # fmt: skip
+    report = build_report(await asyncio.to_thread(run_fleet, cfg))
+    assert report.errors_by_reason.get("reply_timeout", 0) > 0
+    assert report.unanswered == 0
