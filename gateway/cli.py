@@ -106,6 +106,9 @@ async def serve(settings: Settings) -> int:
         ).start()
     if settings.trust_token_as_user_id:
         log.warning("the token connect param is taken as the user id: development only")
+    if settings.demo:
+        # The one line a person starting the gateway needs: where to click.
+        print(f"demo: http://{settings.host}:{settings.port}/demo", flush=True)
     log.info(
         "listening",
         url=f"http://{settings.host}:{settings.port}{settings.socket_path}",

@@ -157,19 +157,25 @@ $("data-form").addEventListener("submit", (e) => {
   $("data-input").value = ""
 })
 
-async function start() {
-  try {
-    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false })
-    $("local-video").srcObject = localStream
-  } catch (err) {
-    status(`no camera (${err.name}): data channel only`)
-  }
+function useCamera(stream) {
+  localStream = stream
+  $("local-video").srcObject = stream
+  $("media-state").textContent = "on"
+  // Peers met before the camera was granted get its tracks now (renegotiated as any change).
+  for (const { pc } of peers.values()) for (const track of stream.getTracks()) pc.addTrack(track, stream)
+}
+
+function start() {
+  // Join at once: chat, participants and the data channel work whatever the camera prompt says.
   channel.join()
     .receive("ok", ({ user_id }) => {
       me = user_id
       $("user-id").textContent = me
     })
     .receive("error", (resp) => status(`join refused: ${JSON.stringify(resp)}`))
+  navigator.mediaDevices.getUserMedia({ video: true, audio: false }).then(useCamera, (err) => {
+    $("media-state").textContent = `refused (${err.name}): chat and data channel only`
+  })
 }
 
 // For tests and the curious: the call's state from the console.

@@ -1,5 +1,5 @@
-"""A gateway pointed at a Redis it cannot reach says so in one line and exits, with or without
-workers (a real process, a free port nothing listens on)."""
+"""What a gateway says at start: where its demo is; and, pointed at a Redis it cannot reach, one
+line before it exits, with or without workers (real processes; free ports nothing listens on)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,18 @@ def test_a_password_in_the_url_is_not_printed() -> None:
     assert proc.returncode == 1
     assert "hunter2" not in proc.stdout + proc.stderr
     assert ":***@127.0.0.1" in proc.stderr
+
+
+def test_start_prints_the_demo_address() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.strip() == f"demo: http://127.0.0.1:{port}/demo"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
