@@ -105,12 +105,15 @@ async def serve(settings: Settings) -> int:
             metrics_runner, settings.host, settings.metrics_port, reuse_port=settings.workers > 1
         ).start()
     if settings.trust_token_as_user_id:
-        log.warning("the token connect param is taken as the user id: development only")
+        log.warning(
+            "trust_token_as_user_id",
+            note="the token connect param is taken as the user id: development only",
+        )
     if settings.demo:
         # The one line a person starting the gateway needs: where to click.
         print(f"demo: http://{settings.host}:{settings.port}/demo", flush=True)
     log.info(
-        "listening",
+        "server_started",
         url=f"http://{settings.host}:{settings.port}{settings.socket_path}",
         node=settings.node,
         redis=bool(settings.redis_url),
@@ -126,7 +129,7 @@ async def serve(settings: Settings) -> int:
     await runner.cleanup()
     if metrics_runner is not None:
         await metrics_runner.cleanup()
-    log.info("stopped", connections_left=left)
+    log.info("server_stopped", connections_left=left)
     return 0
 
 

@@ -95,7 +95,8 @@ class Services:
             tracker = self._floods[conn.id] = FloodTracker()
         if tracker.refused(self.clock()):
             log.warning(
-                "flood: closing connection",
+                "push_rate_limited",
+                action="connection closed (flood)",
                 conn_id=conn.id,
                 user_id=conn.info.user_id,
                 event_class=klass,

@@ -52,7 +52,7 @@ def run_workers(settings: Settings, serve: Serve) -> int:
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = index
-    log.info("workers started", workers=settings.workers, pids=sorted(children))
+    log.info("workers_started", workers=settings.workers, pids=sorted(children))
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for pid in children:
@@ -71,10 +71,10 @@ def run_workers(settings: Settings, serve: Serve) -> int:
         worker_exited(pid)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            log.warning("worker exited", worker=index, pid=pid, code=code, left=len(children))
+            log.warning("worker_exited", worker=index, pid=pid, code=code, left=len(children))
         # A signal death shows as a negative code; report it as 128+signal like a shell.
         worst = max(worst, code if code >= 0 else 128 - code)
-    log.info("all workers exited", code=worst)
+    log.info("workers_exited", code=worst)
     return worst
 
 

@@ -130,7 +130,7 @@ class RoomChannel(Channel):
                 self.push(PEER_READY, self._stamp({"tracks": tracks}, key))
         if self.tracks is not None:
             self.broadcast_from(PEER_READY, self._stamp({"tracks": self.tracks}))
-        for item in await rooms.grace.claim(self.room_id, self.user_id):
+        for item in await rooms.claim(self.room_id, self.user_id):
             self.push(item.event, msgspec.Raw(item.payload))
 
     async def terminate(self, reason: str) -> None:

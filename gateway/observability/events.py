@@ -1,7 +1,8 @@
 """The names of the events the gateway logs, so code, sampling keys and docs agree on them.
 
 A line's `event` is one of these; details go in keys (`topic`, `reason`, `code`, ...), never in
-the event name, so logs can be counted by event.
+the event name, so logs can be counted by event. `tests/unit/observability/test_events.py`
+checks that every name here is logged somewhere and nothing else is.
 """
 
 from __future__ import annotations
@@ -9,39 +10,39 @@ from __future__ import annotations
 from typing import Final
 
 SERVER_STARTED: Final = "server_started"
-SERVER_STOPPING: Final = "server_stopping"
+SERVER_STOPPED: Final = "server_stopped"
+WORKERS_STARTED: Final = "workers_started"
+WORKER_EXITED: Final = "worker_exited"
+WORKERS_EXITED: Final = "workers_exited"
+TRUST_TOKEN_AS_USER_ID: Final = "trust_token_as_user_id"
 DRAIN_STARTED: Final = "drain_started"
 DRAIN_FINISHED: Final = "drain_finished"
 
 SOCKET_CONNECTED: Final = "socket_connected"
 SOCKET_REFUSED: Final = "socket_refused"
 SOCKET_CLOSED: Final = "socket_closed"
+SOCKET_DISCONNECTED: Final = "socket_disconnected"
 HEARTBEAT_TIMEOUT: Final = "heartbeat_timeout"
 SLOW_CONSUMER_DISCONNECTED: Final = "slow_consumer_disconnected"
 FRAME_REJECTED: Final = "frame_rejected"
+FRAME_HANDLING_FAILED: Final = "frame_handling_failed"
 
-CHANNEL_JOINED: Final = "channel_joined"
-CHANNEL_JOIN_REFUSED: Final = "channel_join_refused"
-CHANNEL_LEFT: Final = "channel_left"
 CHANNEL_CRASHED: Final = "channel_crashed"
 PUSH_RATE_LIMITED: Final = "push_rate_limited"
 
-SIGNALING_UNDELIVERABLE: Final = "signaling_undeliverable"
 GRACE_QUEUE_EXPIRED: Final = "grace_queue_expired"
+GRACE_QUEUE_EXPIRY_FAILED: Final = "grace_queue_expiry_failed"
+BOOKKEEPING_DROPPED: Final = "bookkeeping_dropped"
+BOOKKEEPING_WRITE_FAILED: Final = "bookkeeping_write_failed"
+PRESENCE_KEEPALIVE_FAILED: Final = "presence_keepalive_failed"
 
 REDIS_CONNECTED: Final = "redis_connected"
 REDIS_DISCONNECTED: Final = "redis_disconnected"
 REDIS_MESSAGE_DROPPED: Final = "redis_message_dropped"
+LONGPOLL_FORWARD_FAILED: Final = "longpoll_forward_failed"
 
 LOOP_LAG_HIGH: Final = "loop_lag_high"
 
-# Events that can fire once per message or per socket under load; log them through a Sampler.
-HOT_EVENTS: Final = frozenset(
-    {
-        FRAME_REJECTED,
-        PUSH_RATE_LIMITED,
-        SIGNALING_UNDELIVERABLE,
-        REDIS_MESSAGE_DROPPED,
-        SOCKET_REFUSED,
-    }
+ALL: Final = frozenset(
+    value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
 )

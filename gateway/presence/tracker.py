@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import structlog
 
+from gateway.observability import metrics
 from gateway.presence.coalesce import DiffCoalescer
 from gateway.presence.state import Diff, Entries, Meta, RefGenerator
 from gateway.presence.store import PresenceStore, TrackResult
@@ -85,7 +86,7 @@ class PresenceTracker:
                 for topic, diff in await self.store.expire():
                     self.publish(topic, diff)
             except Exception:
-                log.exception("presence keepalive failed")
+                log.exception("presence_keepalive_failed")
 
     # -- tracking ---------------------------------------------------------------------------
     async def track(
@@ -97,11 +98,15 @@ class PresenceTracker:
         result = await self.store.track(topic, key, stored, self.node, max_keys=max_keys)
         if not result.tracked:
             return None, result
+        metrics.PRESENCE_ENTRIES.inc()
         self.publish(topic, Diff(joins={key: {"metas": [stored]}}))
         return ref, result
 
     async def untrack(self, topic: str, key: str, ref: str) -> None:
-        self.publish(topic, await self.store.untrack(topic, key, ref))
+        diff = await self.store.untrack(topic, key, ref)
+        if diff.leaves:
+            metrics.PRESENCE_ENTRIES.dec()
+        self.publish(topic, diff)
 
     async def update(self, topic: str, key: str, old_ref: str, meta: Meta) -> str | None:
         """Replace a meta; its new phx_ref (None if `old_ref` was not tracked)."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import random
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from gateway.observability import events, metrics
 from gateway.pubsub.adapter import Deliver, Envelope
 
 log = structlog.get_logger("gateway.pubsub.redis")
@@ -245,11 +247,18 @@ class RedisPubSubAdapter:
     def publish(self, envelope: Envelope) -> None:
         if len(self._pending) >= self.buffer_limit:
             self._pending.popleft()  # the oldest goes: recent messages matter more to rooms
-            self.dropped += 1
+            self._count_dropped(1)
         self._pending.append(((self.prefix + envelope.key).encode(), encode_envelope(envelope)))
         if not self._healthy:
             self.buffered += 1
+            metrics.REDIS_BUFFERED.set(len(self._pending))
         self._wake.set()
+
+    def _count_dropped(self, n: int) -> None:
+        self.dropped += n
+        metrics.REDIS_DROPPED.inc(n)
+        if self.dropped == n or self.dropped % 1000 < n:
+            log.warning(events.REDIS_MESSAGE_DROPPED, dropped=self.dropped, url=self.url)
 
     @property
     def healthy(self) -> bool:
@@ -295,10 +304,13 @@ class RedisPubSubAdapter:
         self._subscribed = keys
         self._broken.clear()
         self._healthy = True
+        metrics.set_redis_up("pubsub", True)
+        log.info(events.REDIS_CONNECTED, url=self.url)
         self._wake.set()  # flush whatever waited for us
 
     async def _drop_link(self) -> None:
         self._healthy = False
+        metrics.set_redis_up("pubsub", False)
         link, self._link = self._link, None
         # Everything must be subscribed again on the next link.
         self._dirty |= self._keys | self._subscribed
@@ -322,7 +334,7 @@ class RedisPubSubAdapter:
                             await task
                 if self._stopping:
                     return
-                log.warning("redis pub/sub link lost; local delivery continues", url=self.url)
+                log.warning(events.REDIS_DISCONNECTED, url=self.url, local_delivery="continues")
                 await self._drop_link()
                 delay = self.backoff_initial_s
             # Full jitter keeps a fleet of nodes from reconnecting in lockstep.
@@ -331,11 +343,16 @@ class RedisPubSubAdapter:
             try:
                 await self._connect()
             except LINK_ERRORS as exc:
-                log.debug("redis reconnect failed", error=str(exc), retry_in_s=delay)
+                log.debug(
+                    "redis_disconnected",
+                    problem="reconnect failed",
+                    error=str(exc),
+                    retry_in_s=delay,
+                )
                 continue
             self.reconnects += 1
+            metrics.REDIS_RECONNECTS.inc()
             self._hold_until = asyncio.get_running_loop().time() + self.resubscribe_grace_s
-            log.info("redis pub/sub link restored", backlog=len(self._pending))
 
     async def _read_forever(self, link: Link) -> None:
         assert self._deliver is not None
@@ -359,7 +376,7 @@ class RedisPubSubAdapter:
                 env = decode_envelope(data)
             except msgspec.DecodeError:
                 self.dropped += 1
-                log.warning("undecodable envelope dropped", size=len(data))
+                log.warning(events.REDIS_MESSAGE_DROPPED, error="undecodable", size=len(data))
                 continue
             if env.node == node:
                 continue  # our own publish coming back
@@ -385,7 +402,7 @@ class RedisPubSubAdapter:
                         continue
                 await self._flush_once(link)
             except LINK_ERRORS as exc:
-                log.warning("redis publish failed", error=str(exc))
+                log.warning("redis_disconnected", problem="publish failed", error=str(exc))
                 if link is self._link:  # a failure of an already replaced link is old news
                     self._broken.set()
 
@@ -399,16 +416,23 @@ class RedisPubSubAdapter:
         while self._pending:
             batch = list(self._pending)
             self._pending.clear()
+            started = time.perf_counter()
             try:
                 await link.publish(batch)
             except BaseException:
                 # Not acknowledged: keep them (in order, ahead of newer ones) for the next link.
                 self._pending.extendleft(reversed(batch))
+                dropped = 0
                 while len(self._pending) > self.buffer_limit:
                     self._pending.popleft()
-                    self.dropped += 1
+                    dropped += 1
+                if dropped:
+                    self._count_dropped(dropped)
                 self.buffered += len(batch)
+                metrics.REDIS_BUFFERED.set(len(self._pending))
                 raise
+            metrics.REDIS_PUBLISH.observe(time.perf_counter() - started)
+            metrics.REDIS_BUFFERED.set(len(self._pending))
             self.published += len(batch)
             self.batches += 1
 

@@ -316,7 +316,7 @@ class ChannelProcess:
         )
 
     def _join_crashed(self) -> Reply:
-        log.exception("join crashed", topic=self.topic, conn_id=self.conn.id)
+        log.exception("channel_crashed", phase="join", topic=self.topic, conn_id=self.conn.id)
         metrics.count_join("crash")
         return _JOIN_CRASHED_REPLY
 
@@ -383,7 +383,9 @@ class ChannelProcess:
         try:
             ending = self.channel.terminate(reason)
         except Exception:
-            log.exception("terminate crashed", topic=self.topic, conn_id=self.conn.id)
+            log.exception(
+                "channel_crashed", phase="terminate", topic=self.topic, conn_id=self.conn.id
+            )
             ending = None
         if _awaitable(ending):
             return self._finish_later(ending)  # type: ignore[arg-type]
@@ -396,7 +398,9 @@ class ChannelProcess:
         except asyncio.CancelledError:
             pass
         except Exception:
-            log.exception("terminate crashed", topic=self.topic, conn_id=self.conn.id)
+            log.exception(
+                "channel_crashed", phase="terminate", topic=self.topic, conn_id=self.conn.id
+            )
         self._after_terminate()
 
     def _after_terminate(self) -> None:

@@ -129,7 +129,7 @@ class Connection:
         self.handle(msg)
 
     def _malformed(self, exc: ClientError) -> None:
-        log.info("malformed frame", conn_id=self.id, user_id=self.info.user_id, error=str(exc))
+        log.info("frame_rejected", conn_id=self.id, user_id=self.info.user_id, error=str(exc))
         self.close(exc.close_code, "malformed frame")
 
     def handle(self, msg: Message) -> None:
@@ -212,5 +212,5 @@ class Connection:
     # -- the socket id subscription (reference section 4.1) ---------------------------------
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
         if event == DISCONNECT:
-            log.info("disconnect broadcast", conn_id=self.id, user_id=self.info.user_id)
+            log.info("socket_disconnected", conn_id=self.id, user_id=self.info.user_id)
             self.close(CLOSE_GOING_AWAY, "disconnected")

@@ -55,7 +55,7 @@ class Hub:
         metrics.READY.set(0)
         deadline = time.monotonic() + grace_s
         total = len(self.connections)
-        log.info("drain started", connections=total, grace_s=grace_s)
+        log.info("drain_started", connections=total, grace_s=grace_s)
         while self.connections and time.monotonic() < deadline:
             for conn in list(self.connections.values())[:batch]:
                 conn.close(CLOSE_RESTART, "draining")
@@ -70,5 +70,5 @@ class Hub:
             pass
         left = len(self.connections)
         metrics.DRAIN_CONNECTIONS_REMAINING.set(left)
-        log.info("drain finished", closed=total - left, left=left)
+        log.info("drain_finished", closed=total - left, left=left)
         return left

@@ -108,19 +108,28 @@ class RedisSessionLocator:
                     self._redis.publish(request_channel(node), data), self.timeout_s
                 )
             except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("long-poll forward failed", node=node, error=repr(exc))
+                log.warning(
+                    "longpoll_forward_failed", problem="forward failed", node=node, error=repr(exc)
+                )
                 return None
             if not listeners:
                 return None  # nobody owns that node's channel any more
             try:
                 await asyncio.wait_for(asyncio.shield(pending.ack), self.timeout_s)
             except TimeoutError:
-                log.info("long-poll owner did not acknowledge", node=node, kind=request.kind)
+                log.info(
+                    "longpoll_forward_failed",
+                    problem="no acknowledgement",
+                    node=node,
+                    kind=request.kind,
+                )
                 return None
             try:
                 return await asyncio.wait_for(pending.answer, wait_s + self.timeout_s)
             except TimeoutError:
-                log.info("long-poll owner did not answer", node=node, kind=request.kind)
+                log.info(
+                    "longpoll_forward_failed", problem="no answer", node=node, kind=request.kind
+                )
                 # The owner has the batch but did not finish it within the window (section 5.3).
                 return TIMED_OUT if request.kind == POST else None
         finally:
@@ -135,7 +144,7 @@ class RedisSessionLocator:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning("long-poll forwarding connection lost", error=repr(exc))
+                log.warning("redis_disconnected", role="longpoll", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -143,7 +152,7 @@ class RedisSessionLocator:
             try:
                 self._dispatch(message)
             except msgspec.DecodeError:
-                log.warning("undecodable long-poll forwarding message")
+                log.warning("redis_message_dropped", role="longpoll", error="undecodable")
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -172,4 +181,4 @@ class RedisSessionLocator:
             answer = await self._serve(request.request)
             await self._redis.publish(request.reply_to, encode(_Reply(ANSWER, answer)))
         except (RedisError, OSError) as exc:
-            log.warning("long-poll answer not delivered", error=repr(exc))
+            log.warning("longpoll_forward_failed", problem="answer not delivered", error=repr(exc))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.errors import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN
+from gateway.observability import metrics
 from gateway.protocol import longpoll as rules
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
@@ -71,12 +72,17 @@ class LongPollSession:
         if not frame.text:
             # phoenix.js hands every long-poll message to JSON.parse; a binary frame would
             # throw inside the client, so it is not sent (Phoenix cannot send one either).
-            log.info("binary frame dropped on long-poll", session=self.id)
+            log.info("frame_rejected", session=self.id, error="binary frame on long-poll")
             return
         self._frames.append(frame.data)
         self._size += len(frame.data)
         if self._size > self.limit_bytes:
-            log.warning("slow long-poll consumer dropped", session=self.id, bytes=self._size)
+            log.warning(
+                "slow_consumer_disconnected",
+                transport="longpoll",
+                session=self.id,
+                bytes=self._size,
+            )
             self._end(CLOSE_TRY_AGAIN, "slow consumer")
             return
         waiter = self._waiter
@@ -98,7 +104,7 @@ class LongPollSession:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         self._on_end(self)
-        log.debug("long-poll session ended", session=self.id, code=code, reason=reason)
+        log.debug("socket_closed", transport="longpoll", session=self.id, code=code, reason=reason)
 
     def _end(self, code: int, reason: str) -> None:
         if self.conn is not None:
@@ -120,7 +126,7 @@ class LongPollSession:
             delay = remaining if remaining > 0 else rules.IDLE_FACTOR * self.window_s
             self._timer = asyncio.get_running_loop().call_later(delay, self._check_idle)
             return
-        log.info("long-poll session inactive", session=self.id)
+        log.info("heartbeat_timeout", transport="longpoll", session=self.id)
         self._end(CLOSE_GOING_AWAY, INACTIVE)
 
     # -- GET and POST on the owner ----------------------------------------------------------
@@ -160,7 +166,7 @@ class LongPollSession:
         try:
             messages = rules.decode_batch(rules.split_batch(body, content_type), conn.serializer)
         except rules.BadBatch as exc:
-            log.info("bad long-poll batch", session=self.id, error=str(exc))
+            log.info("frame_rejected", transport="longpoll", session=self.id, error=str(exc))
             return rules.BAD_REQUEST
         started = self._clock()
         for msg in messages:
@@ -201,6 +207,7 @@ class SessionRegistry:
         conn = Connection(self.services, session, serializer, info)
         session.conn = conn
         self.sessions[session_id] = session
+        metrics.LONGPOLL_SESSIONS.inc()
         conn.opened()
         session.start_idle_timer()
         return session
@@ -208,6 +215,7 @@ class SessionRegistry:
     def _ended(self, session: LongPollSession) -> None:
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
+            metrics.LONGPOLL_SESSIONS.dec()
 
     async def serve(self, request: rules.Forwarded) -> rules.Answer:
         """Answer a GET or POST for one of this node's sessions (local or forwarded)."""

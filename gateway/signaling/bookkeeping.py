@@ -52,7 +52,7 @@ class Bookkeeper:
                 try:
                     await write(*args)
                 except Exception:
-                    log.exception("bookkeeping write failed", write=getattr(write, "__name__", ""))
+                    log.exception("bookkeeping_write_failed", write=getattr(write, "__name__", ""))
         finally:
             self._task = None
 

@@ -18,6 +18,8 @@ import msgspec
 import structlog
 
 from gateway.config import Settings
+from gateway.observability import metrics
+from gateway.observability.labels import signaling_event
 from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.core import PubSub
 from gateway.signaling.authorize import Authorizer
@@ -101,7 +103,19 @@ class Rooms:
             self.send_to(topic, to, event, body)
             return None
         item = Queued(sender, event, bytes(body))
-        return await self.grace.push(room, to, item, self.limits.grace_queue)
+        result = await self.grace.push(room, to, item, self.limits.grace_queue)
+        if result is PushResult.QUEUED:
+            metrics.SIGNALING_GRACE_QUEUE.inc()
+        elif result is PushResult.ABSENT:
+            metrics.count_undeliverable(signaling_event(event) or "offer")
+        return result
+
+    async def claim(self, room: str, user: str) -> list[Queued]:
+        """The messages held for `user` while they were away, now theirs."""
+        items = await self.grace.claim(room, user)
+        if items:
+            metrics.SIGNALING_GRACE_QUEUE.dec(len(items))
+        return items
 
     # -- the grace period -------------------------------------------------------------------
     async def dropped(self, topic: str, room: str, user: str) -> None:
@@ -122,11 +136,14 @@ class Rooms:
         try:
             items = await self.grace.expire(room, user, self.wall())
         except Exception:
-            log.exception("grace expiry failed", room=room, user_id=user)
+            log.exception("grace_queue_expiry_failed", room=room, user_id=user)
             return
         if items is None:
             return
+        if items:
+            metrics.SIGNALING_GRACE_QUEUE.dec(len(items))
         for item in items:
+            metrics.count_undeliverable(signaling_event(item.event) or "offer")
             self.send_to(topic, item.sender, UNDELIVERABLE, {"event": item.event, "to": user})
         if items:
-            log.info("grace period over", room=room, user_id=user, undeliverable=len(items))
+            log.info("grace_queue_expired", room=room, user_id=user, undeliverable=len(items))

@@ -78,14 +78,14 @@ def connect_socket(
     if hub.draining:
         raise ConnectRefused(503, "draining")
     if len(hub) >= settings.max_connections or hub.per_ip[peer] >= settings.max_connections_per_ip:
-        log.warning("refused: capacity", peer=peer, connections=len(hub))
+        log.warning("socket_refused", reason="capacity", peer=peer, connections=len(hub))
         raise ConnectRefused(503, "capacity")
     if not services.admit_connect(peer):
-        log.info("refused: connect rate", peer=peer)
+        log.info("socket_refused", reason="rate_limited", peer=peer)
         raise ConnectRefused(429, "rate_limited")
     origin_check = services.origin_check
     if origin_check is not None and not origin_check(request):
-        log.info("refused: origin", origin=request.headers.get("Origin"))
+        log.info("socket_refused", reason="origin", origin=request.headers.get("Origin"))
         raise ConnectRefused(403, "origin")
     params = parse_query(request.query_string)
     vsn = params.get("vsn")
@@ -99,14 +99,21 @@ def connect_socket(
     )
     if serializer is None:
         log.info(
-            "refused: the client's requested transport version does not match",
+            "socket_refused",
+            reason="vsn",
             vsn=str(vsn),
         )
         raise ConnectRefused(403, "vsn")
     identity = services.authenticator.authenticate(params, auth_token)
     if isinstance(identity, Refusal):
         # The detail never contains the token itself.
-        log.info("refused: auth", reason=identity.reason, detail=identity.detail, peer=peer)
+        log.info(
+            "socket_refused",
+            reason="auth",
+            auth_reason=identity.reason,
+            detail=identity.detail,
+            peer=peer,
+        )
         raise ConnectRefused(403, identity.reason)
     user_id, authenticated, claims = identity.user_id, identity.authenticated, dict(identity.claims)
     conn_id = Connection.new_id(settings.node)
@@ -122,6 +129,10 @@ def connect_socket(
         claims=claims,
     )
     log.debug(
-        "connected", conn_id=conn_id, user_id=user_id, transport=transport, vsn=serializer.vsn
+        "socket_connected",
+        conn_id=conn_id,
+        user_id=user_id,
+        transport=transport,
+        vsn=serializer.vsn,
     )
     return info, serializer

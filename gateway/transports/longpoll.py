@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
+from gateway.observability import events, metrics
 from gateway.protocol import longpoll as rules
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_session import SessionRegistry
@@ -82,7 +83,12 @@ async def longpoll_handler(request: web.Request) -> web.StreamResponse:
     # The origin check comes first for every method, preflights included (section 5.4).
     origin_check = longpoll.services.origin_check
     if origin_check is not None and not origin_check(request):
-        log.info("refused: origin", origin=request.headers.get("Origin"))
+        log.info(
+            "socket_refused",
+            transport="longpoll",
+            reason="origin",
+            origin=request.headers.get("Origin"),
+        )
         return _json(rules.status_body(rules.FORBIDDEN))
     if method == "OPTIONS":
         return _preflight(request)
@@ -97,7 +103,12 @@ async def longpoll_handler(request: web.Request) -> web.StreamResponse:
         return _open(longpoll, request)
     body = await _read_body(request, longpoll.max_body)
     if body is None:
-        log.info("long-poll body over the limit", limit=longpoll.max_body)
+        log.info(
+            "frame_rejected",
+            transport="longpoll",
+            error="body over the limit",
+            limit=longpoll.max_body,
+        )
         return web.Response(status=400, headers=BASE_HEADERS)
     if ref is None or token is None:
         return _json(rules.status_body(rules.GONE))
@@ -123,8 +134,11 @@ def _open(longpoll: LongPoll, request: web.Request) -> web.Response:
     try:
         info, serializer = connect_socket(longpoll.services, request, auth_token, "longpoll")
     except ConnectRefused as refusal:
-        log.info("long-poll connect refused", status=refusal.status, reason=refusal.reason)
+        metrics.count_connect("longpoll", refusal.result)
+        log.info(events.SOCKET_REFUSED, transport="longpoll", status=refusal.status,
+                 reason=refusal.reason)  # fmt: skip
         return _json(rules.status_body(rules.open_status(refused=True)))
+    metrics.count_connect("longpoll", "ok")
     session = longpoll.registry.open(info, serializer)
     return _json(rules.poll_body(rules.open_status(refused=False), session.token, []))
 

@@ -110,7 +110,7 @@ class WebSocketSink:
     def _slow_consumer(self) -> None:
         transport = self._transport
         metrics.SLOW_CONSUMER_DISCONNECTS.inc()
-        log.warning("slow consumer dropped", conn_id=self._conn.id if self._conn else None)
+        log.warning("slow_consumer_disconnected", conn_id=self._conn.id if self._conn else None)
         if self._conn is not None:
             self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
         else:
@@ -149,7 +149,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         metrics.count_connect("websocket", refusal.result)
         return web.Response(status=refusal.status)
     if offered and "phoenix" not in offered:
-        log.info("refused: subprotocols", offered=offered)
+        log.info("socket_refused", reason="subprotocols", offered=offered)
         metrics.count_connect("websocket", "vsn")
         return web.Response(status=403)
     ws = DirectWebSocketResponse(
@@ -207,7 +207,7 @@ async def _serve(
         if remaining > 0:
             timer = loop.call_later(remaining, check_idle)
             return
-        log.info("idle timeout", conn_id=conn.id, user_id=conn.info.user_id)
+        log.info("heartbeat_timeout", conn_id=conn.id, user_id=conn.info.user_id)
         metrics.IDLE_TIMEOUTS.inc()
         conn.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
 
@@ -232,7 +232,7 @@ async def _serve(
                 sink.pong(data)
         except Exception:
             # A bug must not escape into the parser: this socket ends, the others go on.
-            log.exception("frame handling failed", conn_id=conn.id)
+            log.exception("frame_handling_failed", conn_id=conn.id)
             conn.close(CLOSE_INTERNAL, "internal error")
 
     timer = loop.call_later(idle_s, check_idle)
