@@ -236,11 +236,18 @@ async def test_broadcast_offer_reaches_every_other_member(
     carol = await member(srv, topic, "carol")
     await carol.join()
     assert (await ann.push("offer", {"sdp": SDP, "to": "broadcast"}))["status"] == "ok"
-    assert (await bob.event("offer"))[4]["to"] == "broadcast"
-    assert (await carol.event("offer"))[4]["from"] == "ann"
+    frame = await bob.event("offer")
+    # Untargeted: Phoenix's fastlane broadcast, null join_ref and ref (docs/wire.md).
+    assert frame[:4] == [None, None, topic, "offer"] and frame[4]["to"] == "broadcast"
+    frame = await carol.event("offer")
+    assert frame[:4] == [None, None, topic, "offer"] and frame[4]["from"] == "ann"
     await ann.nothing("offer")
     assert (await ann.push("offer", {"sdp": SDP}))["status"] == "ok"
-    assert "to" not in (await bob.event("offer"))[4]
+    frame = await bob.event("offer")
+    assert frame[:4] == [None, None, topic, "offer"] and "to" not in frame[4]
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"}
+    assert (await ann.push("ice-candidate", candidate))["status"] == "ok"
+    assert (await carol.event("ice-candidate"))[:4] == [None, None, topic, "ice-candidate"]
 
 
 async def test_chat_reaches_everyone_with_id_and_history(
