@@ -28,7 +28,7 @@ async def test_sigterm_closes_with_1012_and_clients_rejoin_the_next_server(
         closed = await client.expect_ev("close", timeout=10)
         assert closed["code"] == 1012
     assert await gw.wait(15) == 0
-    assert "drain finished" in gw.output()
+    assert "drain_finished" in gw.output()
 
     await gw.start()
     for client in clients:
