@@ -17,6 +17,7 @@ from gateway.protocol.messages import Payload
 
 BROADCAST = "broadcast"
 _EMPTY_OK = ok()
+_INVALID = Reply("error", {"reason": "invalid payload"})
 
 
 class EchoChannel(Channel):
@@ -26,7 +27,12 @@ class EchoChannel(Channel):
                 self.broadcast(BROADCAST, payload)
                 return _EMPTY_OK
             return Reply("ok", payload)
-        body = msgspec.Raw(jsonenc.normalize(payload))
+        try:
+            body = msgspec.Raw(jsonenc.normalize(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            # Numbers out of range, or nesting past what the decoder follows: an error reply,
+            # and the channel goes on.
+            return _INVALID
         if event == BROADCAST:
             self.broadcast(BROADCAST, body)
             return _EMPTY_OK

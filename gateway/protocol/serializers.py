@@ -71,7 +71,7 @@ class V2Serializer:
     def decode_text(self, data: bytes | str) -> Message:
         try:
             arr = _v2_decoder.decode(_text_bytes(data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedFrame(f"not a V2 message: {exc}") from None
         return _checked(arr.join_ref, arr.ref, arr.topic, arr.event, arr.payload)
 
@@ -185,7 +185,7 @@ class V1Serializer:
     def decode_text(self, data: bytes | str) -> Message:
         try:
             obj = _v1_decoder.decode(_text_bytes(data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedFrame(f"not a V1 message: {exc}") from None
         return _checked(obj.join_ref, obj.ref, obj.topic, obj.event, obj.payload)
 

@@ -112,6 +112,10 @@ def decode_object(payload: Payload, max_bytes: int) -> dict[str, Any] | Refusal:
         data = _decoder.decode(payload)
     except msgspec.DecodeError:
         return Refusal(INVALID_PAYLOAD, detail="not JSON")
+    except msgspec.ValidationError as exc:  # a number out of range
+        return Refusal(INVALID_PAYLOAD, detail=str(exc))
+    except RecursionError:
+        return Refusal(INVALID_PAYLOAD, detail="nested too deeply")
     if not isinstance(data, dict):
         return Refusal(INVALID_PAYLOAD, detail="the payload must be an object")
     return data
