@@ -39,6 +39,11 @@ _QUERY_SECRET: Final = re.compile(rf"(?i)(?<=[?&;])({_KEY_ALTERNATION})=[^&;#\s\
 _QUOTED_SECRET: Final = re.compile(
     rf"(?i)([\"'])({_KEY_ALTERNATION})\1(\s*[:=]\s*)([\"'])(?:(?!\4).)*\4"
 )
+# aiohttp quotes the start of a header line it refused as too long; that line may be the
+# `X-Phoenix-AuthToken` or `Sec-WebSocket-Protocol` header, so the quote goes whatever it holds.
+_TOO_LONG_LINE: Final = re.compile(r"(when reading: )b?(['\"]).*?\2(\.\.\.)?")
+# The token phoenix.js puts in `Sec-WebSocket-Protocol`.
+_BEARER_PROTOCOL: Final = re.compile(r"(base64url\.bearer\.phoenix\.)[A-Za-z0-9_\-=]*")
 # Nested values deeper than this are left alone; log values are never legitimately that deep.
 _MAX_DEPTH: Final = 6
 
@@ -48,6 +53,10 @@ def _scrub_text(text: str) -> str:
     if "=" not in text and ":" not in text:
         return text
     text = _QUERY_SECRET.sub(rf"\1={REDACTED}", text)
+    if "when reading: " in text:
+        text = _TOO_LONG_LINE.sub(rf"\1{REDACTED}", text)
+    if "bearer.phoenix." in text:
+        text = _BEARER_PROTOCOL.sub(rf"\1{REDACTED}", text)
     return _QUOTED_SECRET.sub(rf"\1\2\1\3\4{REDACTED}\4", text)
 
 
