@@ -59,7 +59,11 @@ def build_rooms(
         grace = RedisGraceQueue(client)
     else:
         store = MemoryPresenceStore()
-        sessions = MemorySessionStore(settings.session_retention_s)
+        sessions = MemorySessionStore(
+            settings.session_retention_s,
+            max_rooms=settings.session_max_rooms,
+            max_chat_bytes=settings.chat_max_bytes,
+        )
         grace = MemoryGraceQueue()
     presence = PresenceTracker(
         store,
@@ -141,10 +145,16 @@ def ready_problems(services: Services) -> list[str]:
     return problems
 
 
-async def _flush_tallies() -> None:
+async def _flush_tallies(services: Services) -> None:
+    limiter = services.limiter
+    evicted = 0
     while True:
         await asyncio.sleep(1.0)
         tally.flush()
+        metrics.RATELIMIT_KEYS.set(len(limiter))
+        if limiter.evicted > evicted:
+            metrics.RATELIMIT_EVICTED.inc(limiter.evicted - evicted)
+            evicted = limiter.evicted
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -179,7 +189,7 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
         await services.pubsub.start()
         await rooms.start()
         background.append(start_loop_lag_monitor())
-        background.append(asyncio.get_running_loop().create_task(_flush_tallies()))
+        background.append(asyncio.get_running_loop().create_task(_flush_tallies(services)))
         ready_problems(services)
 
     async def on_cleanup(app: web.Application) -> None:

@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin_token: str = ""
     # Rate limits (per second, burst)
     rate_limits: bool = True
+    rate_limit_max_keys: int = 200_000
     rate_signaling: float = 5.0
     burst_signaling: int = 10
     rate_chat: float = 5.0
@@ -85,6 +86,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     room_max_payload_bytes: int = 131_072
     presence_coalesce_ms: int = 50
     session_retention_s: int = 86_400
+    session_max_rooms: int = 10_000
+    chat_max_bytes: int = 67_108_864
     # Scale-out
     redis_url: str = ""
     redis_cluster: bool = False
@@ -165,6 +168,7 @@ OPTION_HELP: dict[str, str] = {
     "room_authorizer": "package.module:function called on each room join with a RoomJoin; returns (or awaits) True to admit",
     "admin_token": "bearer token for the /api admin endpoints (empty: endpoints disabled)",
     "rate_limits": "enforce the per-user rate limits",
+    "rate_limit_max_keys": "buckets kept at most (all classes); when full, the oldest key is evicted, so new users are never locked out",
     "rate_signaling": "signaling events per second per user",
     "burst_signaling": "signaling burst",
     "rate_chat": "chat messages per second per user",
@@ -183,6 +187,8 @@ OPTION_HELP: dict[str, str] = {
     "room_max_payload_bytes": "largest room event payload",
     "presence_coalesce_ms": "window presence diffs are merged over (0: send each at once)",
     "session_retention_s": "how long a room's signaling session is kept after it empties",
+    "session_max_rooms": "signaling sessions kept in memory at most (the oldest, emptied first, go)",
+    "chat_max_bytes": "chat history kept in memory across all rooms, in bytes (the oldest messages go)",
     "redis_url": "Redis URL; set it to share rooms across processes and hosts",
     "redis_cluster": "treat redis_url as a Redis Cluster (sharded pub/sub)",
     "node_id": "this node's id (default: generated)",

@@ -56,7 +56,9 @@ class Services:
         self.router = router
         self.clock = clock
         self.hub = Hub()
-        self.limiter = RateLimiter(limiter_specs(settings), clock)
+        self.limiter = RateLimiter(
+            limiter_specs(settings), clock, max_keys=settings.rate_limit_max_keys
+        )
         self.limits_on = settings.rate_limits
         self._floods: dict[str, FloodTracker] = {}
         try:

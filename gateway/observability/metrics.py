@@ -67,6 +67,8 @@ __all__ = [
     "MESSAGE_HANDLING",
     "OUTBOUND_QUEUE_BYTES",
     "PRESENCE_ENTRIES",
+    "RATELIMIT_EVICTED",
+    "RATELIMIT_KEYS",
     "RATE_LIMITED_PUSHES",
     "READY",
     "REDIS_BUFFERED",
@@ -282,6 +284,16 @@ PRESENCE_ENTRIES = Gauge(
 
 # Labelled by role and *not* pre-created: a node without Redis exports no series, so the
 # RedisDown alert cannot fire on it.
+RATELIMIT_KEYS = Gauge(
+    "gateway_ratelimit_keys",
+    "Token buckets tracked by this process (all classes); capped by --rate-limit-max-keys.",
+    multiprocess_mode="livesum",
+)
+RATELIMIT_EVICTED = Counter(
+    "gateway_ratelimit_evicted_keys_total",
+    "Buckets evicted (oldest first) to admit a new key into a full table.",
+)
+
 REDIS_UP = Gauge(
     "gateway_redis_up",
     "1 while the Redis connection for a role (pubsub|presence|signaling) is healthy, else 0. "

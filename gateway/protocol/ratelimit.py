@@ -15,11 +15,9 @@ tuple; the effect is the `(key, event_class)` keying the callers ask for.
 
 Hard cap (`max_keys`, all classes together): a new key arriving at the cap triggers a sweep
 (at most once per `min_sweep_interval`, so a flood of new keys cannot make every check O(n));
-if the table is still full the new key is **refused**. This fails closed on purpose: the cap is
-only reached when far more distinct keys are active than any honest load produces (a spray of
-connection ids or source addresses), and admitting untracked keys would let exactly that load
-bypass limiting. Keys already tracked keep being served normally, and `over_capacity` counts
-the refusals for a metric.
+if the table is still full, the oldest tracked key (first inserted) is **evicted** and the new
+key admitted. A full table never locks new users out: an evicted key only comes back with a
+full bucket, which is what any new key gets anyway. `evicted` counts evictions for a metric.
 
 No lock: the limiter is used from one event loop thread, and every method completes without
 yielding.
@@ -88,7 +86,7 @@ class RateLimiter:
         "_max_keys",
         "_min_sweep_interval",
         "_size",
-        "over_capacity",
+        "evicted",
     )
 
     def __init__(
@@ -107,7 +105,7 @@ class RateLimiter:
         self._min_sweep_interval = min_sweep_interval
         self._last_forced_sweep = float("-inf")
         self._size = 0
-        self.over_capacity = 0  # new keys refused because the table was full
+        self.evicted = 0  # tracked keys dropped to admit a new one into a full table
 
     def allow(self, key: str, event_class: str, cost: float = 1.0) -> bool:
         """Take `cost` tokens from the bucket of (key, event_class) if it holds that many.
@@ -136,8 +134,7 @@ class RateLimiter:
         if new_tat - now > cls.tolerance:
             return False
         if self._size >= self._max_keys and not self._make_room(now):
-            self.over_capacity += 1
-            return False
+            self._evict_oldest(cls)
         cls.tats[key] = new_tat
         self._size += 1
         return True
@@ -179,6 +176,16 @@ class RateLimiter:
             self._last_forced_sweep = now
             self.sweep()
         return self._size < self._max_keys
+
+    def _evict_oldest(self, cls: _Class) -> None:
+        victims = cls if cls.tats else max(self._classes.values(), key=lambda c: len(c.tats))
+        del victims.tats[next(iter(victims.tats))]
+        self._size -= 1
+        self.evicted += 1
+
+    @property
+    def max_keys(self) -> int:
+        return self._max_keys
 
     def __len__(self) -> int:
         return self._size

@@ -97,10 +97,26 @@ class _Record:
 
 
 class MemorySessionStore:
-    """`SessionStore` for one process; expired rooms are dropped as calls come in."""
+    """`SessionStore` for one process; expired rooms are dropped as calls come in.
 
-    def __init__(self, retention_s: float, wall: Callable[[], float] = time.time) -> None:
+    Bounded in total, not only per room: at most `max_rooms` records (the oldest record goes
+    first, an emptied one before a live one), and chat history of at most `max_chat_bytes` in
+    all (the oldest message of the room with the most chat goes first), whatever the rooms'
+    payloads carry."""
+
+    def __init__(
+        self,
+        retention_s: float,
+        wall: Callable[[], float] = time.time,
+        *,
+        max_rooms: int = 10_000,
+        max_chat_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.retention_s = retention_s
+        self.max_rooms = max_rooms
+        self.max_chat_bytes = max_chat_bytes
+        self.chat_bytes = 0
+        self.evicted = 0  # records and chat messages dropped to stay within the bounds
         self._wall = wall
         self._rooms: dict[str, _Record] = {}
         self._next_sweep = 0.0
@@ -110,8 +126,21 @@ class MemorySessionStore:
         self._sweep(now)
         record = self._rooms.get(room)
         if record is None:
+            if len(self._rooms) >= self.max_rooms:
+                self._evict_room()
             record = self._rooms[room] = _Record(now)
         return record
+
+    def _evict_room(self) -> None:
+        victim = next((r for r, rec in self._rooms.items() if rec.emptied is not None), None)
+        if victim is None:
+            victim = next(iter(self._rooms))
+        self._drop(victim)
+        self.evicted += 1
+
+    def _drop(self, room: str) -> None:
+        record = self._rooms.pop(room)
+        self.chat_bytes -= sum(len(m) for m in record.chat)
 
     def _sweep(self, now: float) -> None:
         # At most once a second: a scan of all rooms is O(rooms).
@@ -122,7 +151,7 @@ class MemorySessionStore:
         for room in [r for r, rec in self._rooms.items() if rec.emptied is not None]:
             emptied = self._rooms[room].emptied
             if emptied is not None and emptied <= cutoff:
-                del self._rooms[room]
+                self._drop(room)
 
     async def joined(self, room: str, user: str) -> None:
         record = self._record(room)
@@ -168,7 +197,17 @@ class MemorySessionStore:
         record.events.append(SignalEvent(kind, sender, to, at))
 
     async def add_chat(self, room: str, message: bytes) -> None:
-        self._record(room).chat.append(message)
+        chat = self._record(room).chat
+        if len(chat) == chat.maxlen:
+            self.chat_bytes -= len(chat[0])  # the deque drops it on append
+        chat.append(message)
+        self.chat_bytes += len(message)
+        while self.chat_bytes > self.max_chat_bytes:
+            largest = max(self._rooms.values(), key=lambda rec: len(rec.chat))
+            if not largest.chat:
+                break
+            self.chat_bytes -= len(largest.chat.popleft())
+            self.evicted += 1
 
     async def chat(self, room: str, last: int) -> list[bytes]:
         record = self._rooms.get(room)

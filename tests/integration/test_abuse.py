@@ -4,6 +4,7 @@ frames on many sockets leave the server serving and leak no connections or tasks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -147,3 +148,23 @@ async def test_random_frames_on_many_sockets_leave_no_trace(wire_server: StartSe
     assert len(srv.services.hub) == 0
     assert srv.services.pubsub.topics() == 0
     assert len(asyncio.all_tasks()) <= baseline_tasks
+
+
+async def test_a_full_rate_limit_table_never_locks_out_new_users(wire_server: StartServer) -> None:
+    # Join buckets that stay in the table for 80 s, a table of 50, and 120 users who stay
+    # connected: each newcomer is let in (the oldest buckets are evicted), none is refused.
+    srv = await wire_server(
+        rate_limit_max_keys=50,
+        rate_join=0.0125,
+        burst_join=1,
+        rate_connect=1e6,
+        burst_connect=10**6,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for n in range(120):
+            ws = await stack.enter_async_context(connect(srv.url, params={"token": f"u{n}"}))
+            await ws.send_v2("1", "1", f"echo:{n}", "phx_join", {})
+            reply = await ws.recv_json()
+            assert reply[4]["status"] == "ok", (n, reply)
+        assert len(srv.services.limiter) == 50
+        assert srv.services.limiter.evicted >= 70  # the joins, and the address's connect bucket

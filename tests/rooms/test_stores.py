@@ -154,3 +154,27 @@ def test_iso_timestamps_match_datetime_to_the_millisecond() -> None:
     for ts in (0.0, 1_795_840_438.123, 1_795_840_438.9999996, 1_700_000_000.0005):
         expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         assert iso(ts) == expected
+
+
+async def test_sessions_are_bounded_in_rooms_and_chat_bytes_across_rooms() -> None:
+    clock = Clock()
+    store = MemorySessionStore(retention_s=3600, wall=clock, max_rooms=3, max_chat_bytes=1000)
+    for room in ("a", "b", "c"):
+        await store.joined(room, "ann")
+    await store.left("b", "ann", room_empty=True)
+    await store.joined("d", "ann")  # full: the emptied room goes first
+    assert await store.get("b") is None and await store.get("a") is not None
+    await store.joined("e", "ann")  # none emptied: the oldest goes
+    assert await store.get("a") is None
+    assert store.evicted == 2
+
+    # 128-byte messages (unknown fields and all count) into two rooms: 1,000 bytes in all.
+    for n in range(20):
+        await store.add_chat("d", b"d" * 127 + bytes([48 + n % 10]))
+    for _ in range(5):
+        await store.add_chat("e", b"e" * 128)
+    assert store.chat_bytes <= 1000
+    kept = await store.chat("d", 100) + await store.chat("e", 100)
+    assert sum(len(m) for m in kept) == store.chat_bytes
+    assert await store.chat("d", 1) == [b"d" * 127 + b"9"]  # the newest stays
+    assert len(await store.chat("e", 100)) >= 3  # the room with the most chat gave way

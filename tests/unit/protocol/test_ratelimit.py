@@ -177,33 +177,46 @@ def test_forget_drops_every_class_of_a_key() -> None:
     assert rl.tokens("conn1", "chat") == 5
 
 
-def test_key_cap_sweeps_then_refuses_new_keys() -> None:
+def test_a_full_table_sweeps_then_evicts_the_oldest_key_never_refusing() -> None:
     clock = FakeClock()
     rl = limiter(clock, rate=1, burst=1, max_keys=3, min_sweep_interval=1.0)
     assert all(rl.allow(k, "c") for k in "abc")
-    assert not rl.allow("d", "c")  # full, nothing to sweep yet
-    assert rl.over_capacity == 1
+    assert rl.allow("d", "c")  # full, nothing to sweep yet: the oldest key (a) makes room
+    assert rl.evicted == 1
     assert len(rl) == 3
-    # Tracked keys are still served normally.
-    clock.advance(1.0)
+    # Tracked keys are still limited as before: b and c have spent their one token.
+    assert not rl.allow("b", "c")
+    # a is back with a full bucket, as any new key would be, and evicts b in turn.
     assert rl.allow("a", "c")
-    # b and c are full again: the forced sweep makes room for d.
-    assert rl.allow("d", "c")
-    assert len(rl) == 2
-    assert rl.over_capacity == 1
+    assert rl.evicted == 2
+    clock.advance(1.0)
+    # Everyone is full again: the forced sweep makes room without evicting.
+    assert rl.allow("e", "c")
+    assert rl.evicted == 2
 
 
 def test_forced_sweeps_are_rate_limited() -> None:
     clock = FakeClock()
     rl = limiter(clock, rate=100, burst=1, max_keys=2, min_sweep_interval=1.0)
     assert rl.allow("a", "c") and rl.allow("b", "c")
-    assert not rl.allow("x", "c")  # forced sweep at t=0 found nothing
-    clock.advance(0.5)  # a and b are full again, but the last forced sweep was 0.5 s ago
-    assert not rl.allow("y", "c")
-    assert len(rl) == 2
+    assert rl.allow("x", "c")  # forced sweep at t=0 found nothing: a is evicted
+    clock.advance(0.5)  # b and x are full again, but the last forced sweep was 0.5 s ago
+    assert rl.allow("y", "c")
+    assert rl.evicted == 2
     clock.advance(0.5)
-    assert rl.allow("z", "c")
-    assert rl.over_capacity == 2
+    assert rl.allow("z", "c")  # this time the sweep makes room
+    assert rl.evicted == 2
+    assert len(rl) == 1
+
+
+def test_a_spray_of_new_keys_cannot_lock_out_a_newcomer() -> None:
+    clock = FakeClock()
+    rl = limiter(clock, rate=0.0125, burst=1, max_keys=1000, min_sweep_interval=1.0)
+    for n in range(5000):  # keys that live 80 s, churned far faster than they expire
+        rl.allow(f"spray-{n}", "c")
+        clock.advance(0.001)
+    assert rl.allow("newcomer", "c")
+    assert len(rl) == 1000
 
 
 def test_default_specs() -> None:
