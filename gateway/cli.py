@@ -79,14 +79,20 @@ async def serve(settings: Settings) -> int:
     from gateway.app import build_app, build_services, metrics_handler
     from gateway.appkeys import SERVICES
     from gateway.observability.multiproc import check_worker_setup
+    from gateway.transports.tcp_guard import GuardedSite, guard_for
 
     check_worker_setup()
     services = build_services(settings)
     app = build_app(settings, services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(
-        runner, settings.host, settings.port, reuse_port=settings.workers > 1, backlog=4096
+    site = GuardedSite(
+        runner,
+        guard_for(settings, services.trusted_proxies),
+        settings.host,
+        settings.port,
+        reuse_port=settings.workers > 1,
+        backlog=4096,
     )
     await site.start()
     # Everything built so far lives as long as the process: keep it out of the collector's

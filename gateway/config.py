@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     outbound_limit_bytes: int = 8_000_000
     max_connections: int = 100_000
     max_connections_per_ip: int = 10_000
+    header_timeout_s: float = 5.0
     trusted_proxies: str = ""
     socket_id_template: str = "users_socket:{user_id}"
     # Long-poll
@@ -140,6 +141,8 @@ OPTION_HELP: dict[str, str] = {
     "outbound_limit_bytes": "unsent bytes a connection may hold before it is dropped as a slow consumer",
     "max_connections": "connections this process accepts in total; more get HTTP 503",
     "max_connections_per_ip": "connections one client address may hold; more get HTTP 503",
+    "header_timeout_s": "seconds a new TCP connection has to send its first request head; "
+    "slower ones are closed (they count toward the connection caps meanwhile)",
     "trusted_proxies": "load balancers (addresses or CIDRs, comma separated) whose X-Forwarded-For names the client for per-address limits",
     "socket_id_template": "socket id of a connection, whose 'disconnect' broadcast closes it",
     "longpoll_window_ms": "how long a long-poll GET is held waiting for messages",

@@ -20,6 +20,7 @@ DRAIN_FINISHED: Final = "drain_finished"
 
 SOCKET_CONNECTED: Final = "socket_connected"
 SOCKET_REFUSED: Final = "socket_refused"
+CONNECTION_CAP_LOWERED: Final = "connection_cap_lowered"
 SOCKET_CLOSED: Final = "socket_closed"
 SOCKET_DISCONNECTED: Final = "socket_disconnected"
 HEARTBEAT_TIMEOUT: Final = "heartbeat_timeout"

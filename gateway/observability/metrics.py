@@ -81,6 +81,8 @@ __all__ = [
     "SIGNALING_MESSAGES",
     "SIGNALING_UNDELIVERABLE",
     "SLOW_CONSUMER_DISCONNECTS",
+    "TCP_CONNECTIONS",
+    "TCP_REJECTED",
     "add_bytes_in",
     "add_bytes_out",
     "connection_closed",
@@ -195,6 +197,17 @@ CONNECTS = Counter(
     "Socket connect attempts by transport and result "
     "(ok|origin|auth|vsn|rate_limited|capacity|draining).",
     ["transport", "result"],
+)
+TCP_CONNECTIONS = Gauge(
+    "gateway_socket_tcp_connections",
+    "Open TCP connections, including those that have not finished an HTTP request yet.",
+    multiprocess_mode="livesum",
+)
+TCP_REJECTED = Counter(
+    "gateway_socket_tcp_rejected_total",
+    "TCP connections reset at accept (capacity|address_capacity) or closed because no request "
+    "head arrived within the header timeout (header_timeout).",
+    ["reason"],
 )
 BYTES_IN = Counter(
     "gateway_transport_received_bytes_total",
@@ -356,6 +369,9 @@ LOOP_LAG_LAST = Gauge(
 _CONNECTIONS: Final = {
     (t, s): CONNECTIONS_ACTIVE.labels(t, s) for t in TRANSPORTS for s in SERIALIZERS
 }
+_TCP_REJECTED: Final = {
+    r: TCP_REJECTED.labels(r) for r in ("capacity", "address_capacity", "header_timeout")
+}
 _CONNECTS: Final = {(t, r): CONNECTS.labels(t, r) for t in TRANSPORTS for r in CONNECT_RESULTS}
 _BYTES_IN: Final = {t: BYTES_IN.labels(t) for t in TRANSPORTS}
 _BYTES_OUT: Final = {t: BYTES_OUT.labels(t) for t in TRANSPORTS}
@@ -445,6 +461,16 @@ def connection_closed(transport: Transport, serializer: Serializer) -> None:
 def count_connect(transport: Transport, result: ConnectResult) -> None:
     """One connect attempt ended with `result` (ok, or the reason it was refused)."""
     _CONNECTS[(transport, result)].inc()
+
+
+def set_tcp_connections(count: int) -> None:
+    """`count` TCP connections are open, requests finished or not."""
+    TCP_CONNECTIONS.set(count)
+
+
+def count_tcp_rejected(reason: str) -> None:
+    """A TCP connection was reset at accept or reaped before its first request head."""
+    _TCP_REJECTED[reason].inc()
 
 
 def add_bytes_in(transport: Transport, nbytes: int) -> None:
