@@ -33,6 +33,7 @@ wanted=(
     "chromium:/usr/bin/chromium"
     "haproxy:haproxy"
     "prometheus:prometheus"
+    "coturn:turnserver"
 )
 
 missing=()
