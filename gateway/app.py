@@ -111,8 +111,11 @@ def build_store_client(settings: Settings) -> aredis.Redis | RedisCluster | None
         return None
     if settings.redis_cluster:
         # A plain client would be answered MOVED for every key its seed node does not own.
-        return RedisCluster.from_url(settings.redis_url)
-    return aredis.Redis.from_url(settings.redis_url)
+        return RedisCluster.from_url(
+            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0
+        )
+    # A paused or unreachable Redis fails a store call in seconds instead of holding it forever.
+    return aredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
 
 
 def build_session_locator(settings: Settings) -> SessionLocator:

@@ -20,10 +20,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import msgspec
+import structlog
 
 from gateway.channels.base import Channel, Reply, error, ok
 from gateway.errors import UNKNOWN_EVENT
 from gateway.presence.state import Meta
+from gateway.presence.store import STORE_ERRORS
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_STATE, Payload
 from gateway.signaling.authorize import RoomJoin
@@ -37,6 +39,7 @@ from gateway.signaling.payloads import (
     ROOM_FULL,
     ROOM_MISMATCH,
     UNAUTHORIZED,
+    UNAVAILABLE,
     Answer,
     Common,
     IceCandidate,
@@ -51,6 +54,8 @@ from gateway.signaling.payloads import (
 )
 from gateway.signaling.rooms import Rooms, user_key
 from gateway.signaling.sessions import iso
+
+log = structlog.get_logger("gateway.rooms")
 
 PEER_READY = "peer-ready"
 NEW_MSG = "new_msg"
@@ -102,9 +107,14 @@ class RoomChannel(Channel):
         self.room_id, self.user_id, self.tracks = room_id, user, params.tracks
         # Subscribed before tracking: once present, messages to this user must find us.
         self.subscribe(user_key(self.topic, user))
-        ref, _ = await rooms.presence.track(
-            self.topic, user, self._meta(), max_keys=rooms.limits.max_members
-        )
+        try:
+            ref, _ = await rooms.presence.track(
+                self.topic, user, self._meta(), max_keys=rooms.limits.max_members
+            )
+        except STORE_ERRORS as exc:
+            # phoenix.js rejoins with backoff; the store is back by then, or the reply repeats.
+            log.warning("room_store_unavailable", topic=self.topic, phase="join", error=str(exc))
+            return error({"reason": UNAVAILABLE})
         if ref is None:
             return error({"reason": ROOM_FULL})
         self.phx_ref = ref
@@ -123,6 +133,7 @@ class RoomChannel(Channel):
     async def after_join(self) -> None:
         rooms = self.rooms
         state = await rooms.presence.state(self.topic)
+        rooms.presence.learn(self.topic, state)
         self.push(PRESENCE_STATE, state)
         for key, entry in state.items():
             tracks = _latest_tracks(entry["metas"])
@@ -137,14 +148,25 @@ class RoomChannel(Channel):
         if self.phx_ref is None:
             return
         rooms = self.rooms
-        await rooms.presence.untrack(self.topic, self.user_id, self.phx_ref)
-        self.phx_ref = None
-        if await rooms.presence.present(self.topic, self.user_id):
-            return  # another tab of this user is still in the room
-        empty = await rooms.presence.store.count(self.topic) == 0
-        await rooms.sessions.left(self.room_id, self.user_id, empty)
-        if reason != "left":
-            await rooms.dropped(self.topic, self.room_id, self.user_id)
+        ref, self.phx_ref = self.phx_ref, None
+        try:
+            await rooms.presence.untrack(self.topic, self.user_id, ref)
+            if await rooms.presence.present(self.topic, self.user_id):
+                return  # another tab of this user is still in the room
+            empty = await rooms.presence.store.count(self.topic) == 0
+            await rooms.sessions.left(self.room_id, self.user_id, empty)
+            if reason != "left":
+                await rooms.dropped(self.topic, self.room_id, self.user_id)
+        except STORE_ERRORS as exc:
+            # The tracker retries the untrack; the session's leave and grace period are lost.
+            log.warning(
+                "room_store_unavailable", topic=self.topic, phase="terminate", error=str(exc)
+            )
+        finally:
+            if rooms.pubsub.subscribers(self.topic) == 0:
+                # No local member hears this room's diffs any more: what this node knows of
+                # its members would go stale, so it forgets them (a later join reads them again).
+                rooms.presence.members.pop(self.topic, None)
 
     # -- pushes -----------------------------------------------------------------------------
     def handle_in(self, event: str, payload: Payload, ref: Any) -> Result:
@@ -179,7 +201,10 @@ class RoomChannel(Channel):
     async def _signal_later(self, event: str, to: str, body: msgspec.Raw) -> Reply:
         """A recipient this node has not seen: ask the store, or queue for its grace period."""
         rooms = self.rooms
-        result = await rooms.deliver(self.topic, self.room_id, self.user_id, to, event, body)
+        try:
+            result = await rooms.deliver(self.topic, self.room_id, self.user_id, to, event, body)
+        except STORE_ERRORS:
+            return refused(Refusal(UNAVAILABLE, "to"))
         if result is PushResult.ABSENT:
             return refused(Refusal(NOT_IN_ROOM, "to"))
         if result is PushResult.FULL:

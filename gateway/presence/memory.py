@@ -68,8 +68,10 @@ class MemoryPresenceStore:
         state = self._topics.get(topic)
         return len(state) if state is not None else 0
 
-    async def refresh(self, node: str, ttl_s: float) -> None:
+    async def refresh(self, node: str, ttl_s: float) -> bool:
+        known = node in self._deadlines
         self._deadlines[node] = self._clock() + ttl_s
+        return known
 
     async def expire(self) -> list[tuple[str, Diff]]:
         now = self._clock()

@@ -72,9 +72,10 @@ end
 return out
 """
 
+# Returns 1 when the node was not in the set: Redis lost it (restart) or another node expired it.
 _REFRESH = """
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[2]), ARGV[1])
+return redis.call('ZADD', KEYS[1], tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[2]), ARGV[1])
 """
 
 _LAPSED = """
@@ -173,8 +174,8 @@ class RedisPresenceStore:
     async def count(self, topic: str) -> int:
         return int(await self._redis.hlen(f"{_tag(topic)}:keys"))
 
-    async def refresh(self, node: str, ttl_s: float) -> None:
-        await self._refresh(keys=[ALIVE], args=[node, ttl_s])
+    async def refresh(self, node: str, ttl_s: float) -> bool:
+        return not await self._refresh(keys=[ALIVE], args=[node, ttl_s])
 
     async def expire(self) -> list[tuple[str, Diff]]:
         lapsed: list[bytes] = await self._lapsed(keys=[ALIVE])

@@ -9,11 +9,16 @@ same methods with server-side scripts so `track`'s cap check stays atomic across
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
+import redis.exceptions
 
 from gateway.presence.state import Diff, Entries, Meta
+
+#: What a store call raises when its server is unreachable, paused past the socket timeout, or
+#: restarting: the caller degrades (an error reply, a retry later), it does not crash.
+STORE_ERRORS: Final = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class TrackResult(msgspec.Struct, frozen=True, gc=False):
@@ -50,8 +55,10 @@ class PresenceStore(Protocol):
     async def count(self, topic: str) -> int:
         """Number of keys in the topic."""
 
-    async def refresh(self, node: str, ttl_s: float) -> None:
-        """Keep `node`'s entries alive for `ttl_s` more seconds."""
+    async def refresh(self, node: str, ttl_s: float) -> bool:
+        """Keep `node`'s entries alive for `ttl_s` more seconds. False when the store did not
+        know the node any more (it restarted empty, or expired the node after a stall): the
+        node must track its entries again."""
 
     async def expire(self) -> list[tuple[str, Diff]]:
         """Remove the entries of nodes whose refresh lapsed: `(topic, leaves diff)` each."""

@@ -19,7 +19,7 @@ import structlog
 from gateway.observability import metrics
 from gateway.presence.coalesce import DiffCoalescer
 from gateway.presence.state import Diff, Entries, Meta, RefGenerator
-from gateway.presence.store import PresenceStore, TrackResult
+from gateway.presence.store import STORE_ERRORS, PresenceStore, TrackResult
 from gateway.protocol.messages import PRESENCE_DIFF
 from gateway.pubsub.core import PubSub
 
@@ -60,6 +60,11 @@ class PresenceTracker:
         #: made and the diffs other nodes sent. Answers "is `to` a member?" without a store
         #: read; a miss is checked against the store, so it may lag but never refuses wrongly.
         self.members: dict[str, dict[str, set[str]]] = {}
+        #: phx_ref -> (topic, key, meta) of every entry this node tracked: what it puts back
+        #: when the store lost them (a restarted Redis).
+        self.mine: dict[str, tuple[str, str, Meta]] = {}
+        #: Untracks the store could not take (it was unreachable): retried by the keepalive.
+        self.unfinished: list[tuple[str, str, str]] = []
         pubsub.on_remote_presence = self.observe
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -82,11 +87,33 @@ class PresenceTracker:
         while True:
             await asyncio.sleep(period)
             try:
-                await self.store.refresh(self.node, self.ttl_s)
+                if not await self.store.refresh(self.node, self.ttl_s) and self.mine:
+                    await self.retrack()
+                while self.unfinished:
+                    topic, key, ref = self.unfinished[-1]
+                    await self.store.untrack(topic, key, ref)
+                    self.unfinished.pop()
                 for topic, diff in await self.store.expire():
                     self.publish(topic, diff)
             except Exception:
                 log.exception("presence_keepalive_failed")
+
+    async def retrack(self) -> None:
+        """Put every entry of this node back into the store, and tell the rooms (a join of a
+        phx_ref a client already has changes nothing for phoenix.js)."""
+        joins: dict[str, Diff] = {}
+        for ref, (topic, key, meta) in list(self.mine.items()):
+            if ref not in self.mine:
+                continue  # untracked meanwhile
+            await self.store.track(topic, key, meta, self.node)
+            if ref not in self.mine:  # untracked while we wrote it: take it out again
+                await self.store.untrack(topic, key, ref)
+                continue
+            entry = joins.setdefault(topic, Diff()).joins.setdefault(key, {"metas": []})
+            entry["metas"].append(meta)
+        for topic, diff in joins.items():
+            self.publish(topic, diff)
+        log.info("presence_retracked", entries=sum(len(d.joins) for d in joins.values()))
 
     # -- tracking ---------------------------------------------------------------------------
     async def track(
@@ -99,11 +126,21 @@ class PresenceTracker:
         if not result.tracked:
             return None, result
         metrics.PRESENCE_ENTRIES.inc()
+        self.mine[ref] = (topic, key, stored)
         self.publish(topic, Diff(joins={key: {"metas": [stored]}}))
         return ref, result
 
     async def untrack(self, topic: str, key: str, ref: str) -> None:
-        diff = await self.store.untrack(topic, key, ref)
+        mine = self.mine.pop(ref, None)
+        try:
+            diff = await self.store.untrack(topic, key, ref)
+        except STORE_ERRORS:
+            # Gone as far as the rooms can tell now; the store is told on a later keepalive.
+            self.unfinished.append((topic, key, ref))
+            if mine is not None:
+                metrics.PRESENCE_ENTRIES.dec()
+                self.publish(topic, Diff(leaves={key: {"metas": [mine[2]]}}))
+            raise
         if diff.leaves:
             metrics.PRESENCE_ENTRIES.dec()
         self.publish(topic, diff)
@@ -111,9 +148,12 @@ class PresenceTracker:
     async def update(self, topic: str, key: str, old_ref: str, meta: Meta) -> str | None:
         """Replace a meta; its new phx_ref (None if `old_ref` was not tracked)."""
         ref = self.new_ref()
-        diff = await self.store.update(topic, key, old_ref, {**meta, "phx_ref": ref})
+        stored = {**meta, "phx_ref": ref}
+        diff = await self.store.update(topic, key, old_ref, stored)
         if diff.is_empty():
             return None
+        if self.mine.pop(old_ref, None) is not None:
+            self.mine[ref] = (topic, key, stored)
         self.publish(topic, diff)
         return ref
 
@@ -127,6 +167,12 @@ class PresenceTracker:
         """Present as far as the diffs seen here tell (no store read)."""
         keys = self.members.get(topic)
         return keys is not None and key in keys
+
+    def learn(self, topic: str, state: Entries) -> None:
+        """Fold a `presence_state` read from the store into `members`: members of other nodes
+        that joined before this node subscribed are then known without a store read."""
+        if state:
+            self.observe(topic, Diff(joins=state))
 
     def observe(self, topic: str, diff: Diff) -> None:
         """Fold a diff into `members` (ours as we publish it, others' as they arrive)."""

@@ -166,7 +166,7 @@ class RedisPubSubAdapter:
         buffer_limit: int = 10_000,
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
-        health_interval_s: float = 5.0,
+        health_interval_s: float = 1.0,
         connect_timeout_s: float = 2.0,
         resubscribe_grace_s: float | None = None,
         prefix: str = CHANNEL_PREFIX,

@@ -21,11 +21,13 @@ Write = Callable[..., Awaitable[None]]
 
 
 class Bookkeeper:
-    __slots__ = ("_queue", "_task", "dropped", "limit")
+    __slots__ = ("_queue", "_task", "dropped", "failed", "failing", "limit")
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
         self.dropped = 0
+        self.failed = 0
+        self.failing = 0  # failures in a row: an outage is logged once, not once per write
         self._queue: deque[tuple[Write, tuple[Any, ...]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
@@ -52,7 +54,16 @@ class Bookkeeper:
                 try:
                     await write(*args)
                 except Exception:
-                    log.exception("bookkeeping_write_failed", write=getattr(write, "__name__", ""))
+                    self.failed += 1
+                    self.failing += 1
+                    if self.failing == 1:
+                        log.exception(
+                            "bookkeeping_write_failed", write=getattr(write, "__name__", "")
+                        )
+                    continue
+                if self.failing:
+                    log.warning("bookkeeping_write_failed", recovered=True, failed=self.failing)
+                    self.failing = 0
         finally:
             self._task = None
 

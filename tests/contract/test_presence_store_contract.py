@@ -122,3 +122,15 @@ async def test_refreshed_node_keeps_its_entries(
         await store.refresh("n1", 0.4)
         assert await store.expire() == []
     assert await store.count(T) == 1
+
+
+async def test_refresh_says_whether_the_store_still_knew_the_node(
+    store: PresenceStore, store_backend: StoreBackend
+) -> None:
+    assert await store.refresh("n1", 0.3) is False  # first sight
+    assert await store.refresh("n1", 0.3) is True
+    await store.refresh("n2", 5.0)
+    await store_backend.clock.advance(0.5)
+    await store.expire()  # n1 lapsed (a stall) and was expired by another node
+    assert await store.refresh("n1", 0.3) is False  # so n1 must track its entries again
+    assert await store.refresh("n2", 5.0) is True
