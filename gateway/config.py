@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     idle_timeout_ms: int = 60_000
     max_channels: int = 100
     outbound_limit_bytes: int = 8_000_000
+    outbound_budget_bytes: int = 256_000_000
+    socket_send_buffer_bytes: int = 262_144
     max_connections: int = 100_000
     max_connections_per_ip: int = 10_000
     header_timeout_s: float = 5.0
@@ -138,6 +140,10 @@ OPTION_HELP: dict[str, str] = {
     "max_frame_bytes": "largest incoming WebSocket frame; larger closes with 1009",
     "idle_timeout_ms": "close a WebSocket after this long without any frame from the client",
     "max_channels": "channels one connection may join",
+    "outbound_budget_bytes": "unsent bytes all WebSocket connections of this process may owe "
+    "together; past it the largest debtors are closed first (1013)",
+    "socket_send_buffer_bytes": "kernel send buffer per connection (SO_SNDBUF), bounding what "
+    "the kernel holds for a client that does not read; 0 keeps the kernel's autotuning",
     "outbound_limit_bytes": "unsent bytes a connection may hold before it is dropped as a slow consumer",
     "max_connections": "connections this process accepts in total; more get HTTP 503",
     "max_connections_per_ip": "connections one client address may hold; more get HTTP 503",

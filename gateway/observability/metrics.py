@@ -65,6 +65,8 @@ __all__ = [
     "MESSAGES_IN",
     "MESSAGES_OUT",
     "MESSAGE_HANDLING",
+    "OUTBOUND_BUDGET_CUTS",
+    "OUTBOUND_OWED_BYTES",
     "OUTBOUND_QUEUE_BYTES",
     "PRESENCE_ENTRIES",
     "RATELIMIT_EVICTED",
@@ -197,6 +199,16 @@ CONNECTS = Counter(
     "Socket connect attempts by transport and result "
     "(ok|origin|auth|vsn|rate_limited|capacity|draining).",
     ["transport", "result"],
+)
+OUTBOUND_OWED_BYTES = Gauge(
+    "gateway_socket_outbound_owed_bytes",
+    "Unsent bytes owed by WebSocket connections holding more than 64 KiB each (last sweep).",
+    multiprocess_mode="livesum",
+)
+OUTBOUND_BUDGET_CUTS = Counter(
+    "gateway_socket_outbound_budget_disconnects_total",
+    "Connections closed (1013), largest debtors first, because all together owed more than "
+    "--outbound-budget-bytes.",
 )
 TCP_CONNECTIONS = Gauge(
     "gateway_socket_tcp_connections",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import socket
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final, cast
@@ -53,14 +54,13 @@ def descriptor_cap(wanted: int, reserve: int = FD_RESERVE) -> int:
 def guard_for(settings: Settings, trusted: Sequence[Network]) -> TcpGuard:
     """The TCP-level caps of `settings`, the total kept below the descriptor limit."""
     cap = descriptor_cap(settings.max_connections)
-    if cap < settings.max_connections:
-        log.warning(
-            "connection_cap_lowered",
-            max_connections=settings.max_connections,
-            cap=cap,
-            reason="open files limit (ulimit -n)",
-        )
-    return TcpGuard(cap, settings.max_connections_per_ip, settings.header_timeout_s, trusted)
+    return TcpGuard(
+        cap,
+        settings.max_connections_per_ip,
+        settings.header_timeout_s,
+        trusted,
+        settings.socket_send_buffer_bytes,
+    )
 
 
 class TcpGuard:
@@ -72,7 +72,9 @@ class TcpGuard:
         max_per_address: int,
         header_timeout_s: float,
         trusted: Sequence[Network] = (),
+        send_buffer_bytes: int = 0,
     ) -> None:
+        self.send_buffer_bytes = send_buffer_bytes
         self.max_total = max_total
         self.max_per_address = max_per_address
         self.header_timeout_s = header_timeout_s
@@ -149,6 +151,10 @@ class GuardedRequestHandler(RequestHandler):
             cast(asyncio.Transport, transport).abort()  # a reset: the client retries later
             return
         self._address = address
+        if self._guard.send_buffer_bytes:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._guard.send_buffer_bytes)
         super().connection_made(transport)
         self._deadline = self._loop.call_later(self._guard.header_timeout_s, self._check_head)
 

@@ -22,6 +22,7 @@ from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
+from gateway.transports.outbound_budget import DEBTOR_BYTES, OutboundBudget
 from gateway.transports.recording import RecordingSink
 from gateway.transports.ws_reader import DirectWebSocketResponse
 
@@ -57,12 +58,30 @@ class WebSocketSink:
     """
 
     transport = "websocket"
-    __slots__ = ("_closed", "_conn", "_corked", "_limit", "_transport", "_ws", "closing")
+    __slots__ = (
+        "_budget",
+        "_closed",
+        "_conn",
+        "_corked",
+        "_limit",
+        "_transport",
+        "_watch",
+        "_ws",
+        "closing",
+    )
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int):
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        limit: int,
+        budget: OutboundBudget,
+    ):
         self._ws = ws
         self._transport = transport
         self._limit = limit
+        self._budget = budget
+        self._watch = min(limit, DEBTOR_BYTES)  # past this, a write looks at limit and budget
         self._closed = False
         self._conn: Connection | None = None
         self._corked: list[bytes] | None = None
@@ -87,8 +106,8 @@ class WebSocketSink:
             return
         transport.write(data)
         WS_BYTES_OUT.value += len(data)
-        if transport.get_write_buffer_size() > self._limit:
-            self._slow_consumer()
+        if transport.get_write_buffer_size() > self._watch:
+            self._owes()
 
     def cork(self) -> None:
         """Hold writes until `uncork` (while one read is parsed)."""
@@ -104,13 +123,31 @@ class WebSocketSink:
         data = corked[0] if len(corked) == 1 else b"".join(corked)
         transport.write(data)
         WS_BYTES_OUT.value += len(data)
-        if transport.get_write_buffer_size() > self._limit:
-            self._slow_consumer()
+        if transport.get_write_buffer_size() > self._watch:
+            self._owes()
 
-    def _slow_consumer(self) -> None:
+    def _owes(self) -> None:
+        if self._transport.get_write_buffer_size() > self._limit:
+            metrics.SLOW_CONSUMER_DISCONNECTS.inc()
+            self.cut("outbound limit")
+        else:
+            self._budget.note(self)
+
+    def owed(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return self._transport.get_write_buffer_size()
+
+    def cut(self, reason: str) -> None:
+        """Close as a slow consumer (1013): the client reconnects and rejoins."""
+        if self._closed:
+            return
         transport = self._transport
-        metrics.SLOW_CONSUMER_DISCONNECTS.inc()
-        log.warning("slow_consumer_disconnected", conn_id=self._conn.id if self._conn else None)
+        log.warning(
+            "slow_consumer_disconnected",
+            conn_id=self._conn.id if self._conn else None,
+            reason=reason,
+            owed=transport.get_write_buffer_size(),
+        )
         if self._conn is not None:
             self._conn.close(CLOSE_TRY_AGAIN, "slow consumer")
         else:
@@ -168,7 +205,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     metrics.count_connect("websocket", "ok")
     transport = request.transport
     assert transport is not None
-    sink = WebSocketSink(ws, transport, settings.outbound_limit_bytes)  # type: ignore[arg-type]
+    sink = WebSocketSink(
+        ws,
+        transport,  # type: ignore[arg-type]
+        settings.outbound_limit_bytes,
+        services.outbound,
+    )
     recorder = services.recorder
     session = (
         recorder.maybe_start(conn_info.conn_id, conn_info.params, serializer.vsn)
