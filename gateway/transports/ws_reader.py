@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp._websocket.models import WebSocketError
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
@@ -52,15 +53,72 @@ class Corkable(Protocol):
     def uncork(self) -> None: ...
 
 
+class MaskCheck:
+    """Follows frame boundaries across reads to see every client frame's MASK bit, which
+    aiohttp's parser does not check (RFC 6455 section 5.1: a server must close on an unmasked
+    client frame). Reads only the two to fourteen header bytes of each frame."""
+
+    __slots__ = ("_head", "_skip")
+
+    def __init__(self) -> None:
+        self._skip = 0  # payload bytes of the current frame still to come
+        self._head = b""  # a header cut by the end of the last read
+
+    def masked(self, data: bytes) -> bool:
+        n = len(data)
+        skip = self._skip
+        if skip >= n:
+            self._skip = skip - n
+            return True
+        pos = skip
+        if self._head:
+            data = self._head + data[pos:]
+            self._head = b""
+            pos, n = 0, len(data)
+        while pos < n:
+            if n - pos < 2:
+                self._head, self._skip = data[pos:], 0
+                return True
+            second = data[pos + 1]
+            if second < 0x80:
+                return False
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length  # 2 header bytes, 4 mask bytes, the payload
+                continue
+            header = 8 if length == 126 else 14
+            if n - pos < header:
+                self._head, self._skip = data[pos:], 0
+                return True
+            pos += header + int.from_bytes(data[pos + 2 : pos + header - 4], "big")
+        self._skip = pos - n
+        return True
+
+
+_ERROR = (True, b"")  # what aiohttp's parser returns once it has failed
+
+
 class CorkingReader(WebSocketReader):  # type: ignore[misc]
-    """aiohttp's frame parser, with the connection's writes held while one read is parsed:
-    the replies to pipelined pushes that arrived together leave in one write."""
+    """aiohttp's frame parser, with the connection's writes held while one read is parsed
+    (the replies to pipelined pushes that arrived together leave in one write), and unmasked
+    client frames refused with 1002."""
 
     def __init__(self, queue: Any, max_msg_size: int, *, compress: bool, decode_text: bool):
         super().__init__(queue, max_msg_size, compress=compress, decode_text=decode_text)
         self.sink: Corkable | None = None
+        self._queue = queue
+        self._masks: MaskCheck | None = MaskCheck()
 
     def feed_data(self, data: Any) -> Any:
+        masks = self._masks
+        if masks is None:
+            return _ERROR
+        if not masks.masked(data):
+            self._masks = None
+            self._queue.set_exception(
+                WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame")
+            )
+            return _ERROR
         sink = self.sink
         if sink is None:
             return super().feed_data(data)

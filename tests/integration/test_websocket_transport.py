@@ -120,3 +120,35 @@ async def test_drain_closes_with_1012_and_refuses_new(wire_server: StartServer) 
         assert resp.status == 503
     async with aiohttp.ClientSession() as http, http.get(f"{srv.http}/healthz") as resp:
         assert resp.status == 200
+
+
+async def _raw_upgrade(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    writer.write(
+        f"GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def test_an_unmasked_client_frame_closes_with_1002(wire_server: StartServer) -> None:
+    srv = await wire_server()
+    join = b'["1","1","echo:x","phx_join",{}]'
+    reader, writer = await _raw_upgrade(srv.port)
+    # Masked (all-zero key), in pieces cut inside the header: answered.
+    masked = bytes((0x81, 0x80 | len(join))) + b"\0\0\0\0" + join
+    for piece in (masked[:1], masked[1:4], masked[4:]):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    reply = await asyncio.wait_for(reader.read(4096), 5)
+    assert b'"phx_reply"' in reply and b'"ok"' in reply
+    # The same frame unmasked: a close frame with 1002, then the end of the connection.
+    writer.write(bytes((0x81, len(join))) + join)
+    await writer.drain()
+    close = await asyncio.wait_for(reader.read(4096), 5)
+    assert close[:4] == bytes((0x88, 0x02)) + (1002).to_bytes(2, "big"), close
+    writer.close()
