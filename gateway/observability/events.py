@@ -29,6 +29,7 @@ FRAME_REJECTED: Final = "frame_rejected"
 FRAME_HANDLING_FAILED: Final = "frame_handling_failed"
 
 CHANNEL_CRASHED: Final = "channel_crashed"
+ROOM_STORE_UNAVAILABLE: Final = "room_store_unavailable"
 PUSH_RATE_LIMITED: Final = "push_rate_limited"
 
 GRACE_QUEUE_EXPIRED: Final = "grace_queue_expired"
@@ -36,6 +37,7 @@ GRACE_QUEUE_EXPIRY_FAILED: Final = "grace_queue_expiry_failed"
 BOOKKEEPING_DROPPED: Final = "bookkeeping_dropped"
 BOOKKEEPING_WRITE_FAILED: Final = "bookkeeping_write_failed"
 PRESENCE_KEEPALIVE_FAILED: Final = "presence_keepalive_failed"
+PRESENCE_RETRACKED: Final = "presence_retracked"
 
 REDIS_CONNECTED: Final = "redis_connected"
 REDIS_DISCONNECTED: Final = "redis_disconnected"
