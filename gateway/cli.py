@@ -86,9 +86,10 @@ async def serve(settings: Settings) -> int:
     app = build_app(settings, services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
+    guard = guard_for(settings, services.trusted_proxies)
     site = GuardedSite(
         runner,
-        guard_for(settings, services.trusted_proxies),
+        guard,
         settings.host,
         settings.port,
         reuse_port=settings.workers > 1,
@@ -124,6 +125,13 @@ async def serve(settings: Settings) -> int:
         node=settings.node,
         redis=bool(settings.redis_url),
     )
+    if guard.max_total < settings.max_connections:
+        log.warning(
+            "connection_cap_lowered",
+            max_connections=settings.max_connections,
+            cap=guard.max_total,
+            reason="open files limit (ulimit -n)",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
