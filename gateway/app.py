@@ -79,6 +79,7 @@ def build_rooms(
         sessions,
         grace,
         authorize=load_authorizer(settings.room_authorizer),
+        ice=settings.ice_policy(),
     )
 
 

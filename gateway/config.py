@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import ConfigError
+from gateway.signaling.ice import IcePolicy
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -91,6 +92,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     session_retention_s: int = 86_400
     session_max_rooms: int = 10_000
     chat_max_bytes: int = 67_108_864
+    # Calls: ICE servers handed out in the room join (gateway/signaling/ice.py)
+    stun_urls: str = ""
+    turn_urls: str = ""
+    turn_secret: str = ""
+    turn_ttl_s: int = 3_600
+    turn_for_anonymous: bool = False
     # Scale-out
     redis_url: str = ""
     redis_cluster: bool = False
@@ -121,6 +128,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             )
         if self.log_format not in ("console", "json"):
             raise ConfigError("log_format is console or json")
+        self.ice_policy()  # refuses malformed STUN/TURN URLs and TURN without a secret at start
+
+    def ice_policy(self) -> IcePolicy:
+        return IcePolicy.parse(
+            self.stun_urls,
+            self.turn_urls,
+            self.turn_secret,
+            self.turn_ttl_s,
+            self.turn_for_anonymous,
+        )
 
     @property
     def node(self) -> str:
@@ -198,6 +215,14 @@ OPTION_HELP: dict[str, str] = {
     "session_retention_s": "how long a room's signaling session is kept after it empties",
     "session_max_rooms": "signaling sessions kept in memory at most (the oldest, emptied first, go)",
     "chat_max_bytes": "chat history kept in memory across all rooms, in bytes (the oldest messages go)",
+    "stun_urls": "STUN servers for the room join's ice_servers, comma separated (stun:host[:port])",
+    "turn_urls": "TURN servers for the room join's ice_servers, comma separated "
+    "(turn:host[:port] or turns:host[:port], optionally ?transport=udp or ?transport=tcp); needs turn_secret",
+    "turn_secret": "coturn's static-auth-secret (use-auth-secret); a comma list during a rotation, "
+    "the first signs",
+    "turn_ttl_s": "seconds a TURN credential stays valid; an hour covers joining and starting a call, "
+    "and a leaked credential is worthless after it (the ice_servers push gives fresh ones)",
+    "turn_for_anonymous": "give anonymous users TURN too (relays cost bandwidth; off: STUN only)",
     "redis_url": "Redis URL; set it to share rooms across processes and hosts",
     "redis_cluster": "treat redis_url as a Redis Cluster (sharded pub/sub)",
     "node_id": "this node's id (default: generated)",

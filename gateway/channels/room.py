@@ -24,6 +24,7 @@ import structlog
 
 from gateway.channels.base import Channel, Reply, error, ok
 from gateway.errors import UNKNOWN_EVENT
+from gateway.observability import metrics
 from gateway.presence.state import Meta
 from gateway.presence.store import STORE_ERRORS
 from gateway.protocol import jsonenc
@@ -59,6 +60,7 @@ log = structlog.get_logger("gateway.rooms")
 
 PEER_READY = "peer-ready"
 NEW_MSG = "new_msg"
+ICE_SERVERS = "ice_servers"
 TOPIC_PREFIX = "room:"
 _OK = ok()
 _QUEUED = ok({"queued": True})
@@ -121,6 +123,8 @@ class RoomChannel(Channel):
         try:
             await rooms.sessions.joined(room_id, user)
             response: dict[str, Any] = {"user_id": user}
+            if rooms.ice.configured:
+                response["ice_servers"] = self._ice_servers()
             if params.history:
                 chat = await rooms.sessions.chat(room_id, params.history)
                 response["history"] = [msgspec.Raw(m) for m in chat]
@@ -239,12 +243,17 @@ class RoomChannel(Channel):
         rooms.bookkeeper.add(rooms.sessions.add_chat, self.room_id, body)
         return ok({"id": message_id})
 
+    def _ice_push(self, event: str, payload: Payload) -> Reply:
+        # Fresh credentials for a call that starts or restarts ICE after the join's expired.
+        return ok({ICE_SERVERS: self._ice_servers()})
+
     _handlers: ClassVar[dict[str, Callable[[RoomChannel, str, Payload], Result]]] = {
         "offer": _signal,
         "answer": _signal,
         "ice-candidate": _signal,
         "ready": _ready,
         NEW_MSG: _new_msg,
+        ICE_SERVERS: _ice_push,
     }
 
     # -- helpers ----------------------------------------------------------------------------
@@ -273,6 +282,15 @@ class RoomChannel(Channel):
         if self.tracks is not None:
             meta["tracks"] = self.tracks
         return meta
+
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        """This member's `RTCIceServer`s (TURN credentials signed now), counted by kind."""
+        rooms = self.rooms
+        servers = rooms.ice.servers(self.user_id, self.socket.authenticated, rooms.wall())
+        if servers:
+            metrics.count_ice_credentials("turn" if servers[-1].username else "stun")
+        built: list[dict[str, Any]] = msgspec.to_builtins(servers)
+        return built
 
     def _may_signal(self) -> bool:
         return self.socket.authenticated or not self.rooms.limits.signaling_requires_auth

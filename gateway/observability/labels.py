@@ -17,6 +17,7 @@ OutKind = Literal["reply", "push", "broadcast"]
 ReplyStatus = Literal["ok", "error", "other"]
 SignalingEvent = Literal["offer", "answer", "ice_candidate", "chat", "ready"]
 RedisRole = Literal["pubsub", "presence", "signaling"]
+IceKind = Literal["stun", "turn"]
 
 TRANSPORTS: Final[tuple[Transport, ...]] = ("websocket", "longpoll")
 SERIALIZERS: Final[tuple[Serializer, ...]] = ("v1", "v2")
@@ -55,6 +56,7 @@ SIGNALING_EVENTS: Final[tuple[SignalingEvent, ...]] = (
     "ready",
 )
 REDIS_ROLES: Final[tuple[RedisRole, ...]] = ("pubsub", "presence", "signaling")
+ICE_KINDS: Final[tuple[IceKind, ...]] = ("stun", "turn")
 
 # Phoenix's control events (`phx_join`, `phx_leave`, ...) all carry the `phx_` prefix.
 _CONTROL_PREFIX: Final = "phx_"
@@ -66,6 +68,9 @@ _SIGNALING_EVENTS: Final[dict[str, SignalingEvent]] = {
     "ready": "ready",
 }
 _CHAT_EVENTS: Final = frozenset({"new_msg"})
+# Room pushes limited by the signaling bucket without being relayed signaling messages: each
+# `ice_servers` mints TURN credentials, which must not come faster than offers do.
+_SIGNALING_CLASS_ONLY: Final = frozenset({"ice_servers"})
 
 
 def classify_event(topic: str, event: str) -> EventClass:
@@ -79,7 +84,7 @@ def classify_event(topic: str, event: str) -> EventClass:
         return "control"
     if topic.startswith("echo:"):
         return "echo"
-    if event in _SIGNALING_EVENTS:
+    if event in _SIGNALING_EVENTS or event in _SIGNALING_CLASS_ONLY:
         return "signaling"
     if event in _CHAT_EVENTS:
         return "chat"

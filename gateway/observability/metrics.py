@@ -28,6 +28,7 @@ from gateway.observability.exposition import render_latest
 from gateway.observability.labels import (
     CONNECT_RESULTS,
     EVENT_CLASSES,
+    ICE_KINDS,
     JOIN_RESULTS,
     OUT_KINDS,
     REPLY_STATUSES,
@@ -36,6 +37,7 @@ from gateway.observability.labels import (
     TRANSPORTS,
     ConnectResult,
     EventClass,
+    IceKind,
     JoinResult,
     OutKind,
     RedisRole,
@@ -57,6 +59,7 @@ __all__ = [
     "CONNECTS",
     "DRAIN_CONNECTIONS_REMAINING",
     "DRAIN_DRAINING",
+    "ICE_CREDENTIALS",
     "IDLE_TIMEOUTS",
     "JOINS",
     "LONGPOLL_SESSIONS",
@@ -90,6 +93,7 @@ __all__ = [
     "connection_closed",
     "connection_opened",
     "count_connect",
+    "count_ice_credentials",
     "count_join",
     "count_message_in",
     "count_message_out",
@@ -362,6 +366,12 @@ SIGNALING_GRACE_QUEUE = Gauge(
     "Messages held for members inside their reconnect grace period.",
     multiprocess_mode="livesum",
 )
+ICE_CREDENTIALS = Counter(
+    "gateway_ice_credentials_issued_total",
+    "ICE server lists handed out (room join and ice_servers push), by kind: stun (STUN only) "
+    "or turn (with a TURN credential).",
+    ["kind"],
+)
 
 # --- event loop -------------------------------------------------------------------------------
 
@@ -396,6 +406,7 @@ _REPLIES: Final = {s: REPLIES.labels(s) for s in REPLY_STATUSES}
 _RATE_LIMITED: Final = {c: RATE_LIMITED_PUSHES.labels(c) for c in EVENT_CLASSES}
 _SIGNALING: Final = {e: SIGNALING_MESSAGES.labels(e) for e in SIGNALING_EVENTS}
 _UNDELIVERABLE: Final = {e: SIGNALING_UNDELIVERABLE.labels(e) for e in SIGNALING_EVENTS}
+_ICE_CREDENTIALS: Final = {k: ICE_CREDENTIALS.labels(k) for k in ICE_KINDS}
 
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 
@@ -561,6 +572,11 @@ def count_undeliverable(event: SignalingEvent) -> None:
     _UNDELIVERABLE[event].inc()
 
 
+def count_ice_credentials(kind: IceKind) -> None:
+    """A member was handed an ICE server list: STUN only, or with a TURN credential."""
+    _ICE_CREDENTIALS[kind].inc()
+
+
 def _ignore(*args: object, **kwargs: object) -> None:
     return None
 
@@ -587,5 +603,6 @@ def disable() -> None:
         "observe_outbound_queue",
         "count_signaling",
         "count_undeliverable",
+        "count_ice_credentials",
     ):
         module[name] = _ignore

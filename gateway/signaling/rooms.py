@@ -25,6 +25,7 @@ from gateway.pubsub.core import PubSub
 from gateway.signaling.authorize import Authorizer
 from gateway.signaling.bookkeeping import Bookkeeper
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
+from gateway.signaling.ice import IcePolicy
 from gateway.signaling.sessions import SessionStore
 
 log = structlog.get_logger("gateway.rooms")
@@ -67,8 +68,10 @@ class Rooms:
         grace: GraceQueue,
         wall: Callable[[], float] = time.time,
         authorize: Authorizer | None = None,
+        ice: IcePolicy | None = None,
     ) -> None:
         self.authorize = authorize
+        self.ice = ice or IcePolicy()
         self.limits = limits
         self.pubsub = pubsub
         self.presence = presence

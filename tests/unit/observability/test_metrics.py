@@ -282,6 +282,7 @@ def test_every_gateway_metric_follows_the_naming_rule() -> None:
             "presence",
             "redis",
             "signaling",
+            "ice",
             "loop",
         }, name
 
