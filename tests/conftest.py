@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: redis-server and Redis Cluster, the gateway, phoenix.js, Chromium."""
+"""Suite-wide fixtures: redis-server and Redis Cluster, the gateway, phoenix.js, Chromium, coturn."""
 
 pytest_plugins = [
     "pytester",
@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.node_client",
     "tests.support.browser",
     "tests.support.wire_server",
+    "tests.support.turn_server",
 ]
