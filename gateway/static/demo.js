@@ -4,6 +4,9 @@
 // follow perfect negotiation (the W3C pattern): on a collision the polite peer (the larger id)
 // rolls back and the impolite one ignores the incoming offer.
 // ICE candidates that arrive before the remote description is set are buffered.
+// ICE servers (STUN, TURN with short-lived credentials) come from the join reply; they are
+// renewed with an `ice_servers` push before the TURN credential expires. `/demo?relay` calls
+// through TURN only (iceTransportPolicy "relay"): a quick check of a TURN server's setup.
 import { Socket, Presence } from "/demo/phoenix.mjs"
 
 const $ = (id) => document.getElementById(id)
@@ -18,6 +21,7 @@ $("room-id").textContent = roomId
 
 const query = new URLSearchParams(location.search)
 const params = query.get("user") ? { token: query.get("user") } : {}
+const iceTransportPolicy = query.has("relay") ? "relay" : "all"
 const socket = new Socket("/socket", { params })
 socket.connect()
 const channel = socket.channel(`room:${roomId}`, { tracks: ["video"] })
@@ -25,6 +29,8 @@ const presence = new Presence(channel)
 const peers = new Map() // user id -> {pc, dc, polite, makingOffer, ignoreOffer, pending}
 let me = null
 let localStream = null
+let iceServers = [] // the join reply's ice_servers: none unless the gateway has STUN/TURN set
+let iceRenewal = null
 
 function log(list, text) {
   const li = document.createElement("li")
@@ -48,7 +54,7 @@ function peerFor(peerId) {
   let peer = peers.get(peerId)
   if (peer && !["failed", "closed"].includes(peer.pc.connectionState)) return peer
   if (peer) peer.pc.close()
-  const pc = new RTCPeerConnection({ iceServers: [] })
+  const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy })
   // Negotiated out of band (same id on both sides): no glare over who creates it.
   const dc = pc.createDataChannel("demo", { negotiated: true, id: 0 })
   peer = { pc, dc, polite: me > peerId, makingOffer: false, ignoreOffer: false, pending: [] }
@@ -165,12 +171,30 @@ function useCamera(stream) {
   for (const { pc } of peers.values()) for (const track of stream.getTracks()) pc.addTrack(track, stream)
 }
 
+// A TURN username is `<expiry unix seconds>:<user id>`: renew a minute before that (an ICE
+// restart or a new peer after it would be refused), and hand the new list to open calls too.
+function renewIceServers(servers) {
+  iceServers = servers ?? []
+  for (const { pc } of peers.values()) {
+    if (pc.signalingState !== "closed") pc.setConfiguration({ ...pc.getConfiguration(), iceServers })
+  }
+  clearTimeout(iceRenewal) // a rejoin (after a reconnect) brings a fresh list and a new timer
+  const expiry = Math.min(...iceServers.filter((s) => s.username).map((s) => Number(s.username.split(":")[0])))
+  if (!Number.isFinite(expiry)) return
+  iceRenewal = setTimeout(() => {
+    channel.push("ice_servers", {})
+      .receive("ok", ({ ice_servers }) => renewIceServers(ice_servers))
+      .receive("error", (resp) => status(`ice_servers refused: ${JSON.stringify(resp)}`))
+  }, Math.max(5_000, expiry * 1000 - Date.now() - 60_000))
+}
+
 function start() {
   // Join at once: chat, participants and the data channel work whatever the camera prompt says.
   channel.join()
-    .receive("ok", ({ user_id }) => {
+    .receive("ok", ({ user_id, ice_servers }) => {
       me = user_id
       $("user-id").textContent = me
+      renewIceServers(ice_servers)
     })
     .receive("error", (resp) => status(`join refused: ${JSON.stringify(resp)}`))
   navigator.mediaDevices.getUserMedia({ video: true, audio: false }).then(useCamera, (err) => {
@@ -184,5 +208,14 @@ window.demo = {
   roomId,
   sendData,
   peers: () => [...peers].map(([id, p]) => ({ id, connection: p.pc.connectionState, channel: p.dc.readyState })),
+  iceServers: () => iceServers,
+  // The candidate types (host, srflx, relay) of each call's selected pair.
+  routes: () => Promise.all([...peers].map(async ([id, { pc }]) => {
+    const stats = await pc.getStats()
+    const pairs = [...stats.values()].filter((s) => s.type === "transport" && s.selectedCandidatePairId)
+      .map((t) => stats.get(t.selectedCandidatePairId))
+    return pairs.map((p) => ({ id, local: stats.get(p.localCandidateId).candidateType,
+                               remote: stats.get(p.remoteCandidateId).candidateType }))
+  })).then((lists) => lists.flat()),
 }
 start()

@@ -7,7 +7,10 @@ is a relay on 127.0.0.1. A gateway whose secret coturn does not know, or credent
 expiry, get 401 from coturn and the call never connects.
 
 Media stays on loopback: coturn listens and relays on 127.0.0.1 only, and the pages send and
-accept only candidates on 127.0.0.1 (relay-only pages have no others to offer anyway).
+accept only candidates on 127.0.0.1 (relay-only pages have no others to offer anyway). Chromium
+binds its sockets to the machine's interface addresses (it gathers nothing on loopback), but
+every packet it sends is addressed to coturn on 127.0.0.1, so it goes over `lo` and never
+leaves the machine.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Page, expect
 
 from gateway.signaling.ice import IcePolicy
 from tests.support.gateway_proc import GatewayFactory, GatewayProcess
@@ -63,7 +66,7 @@ window.startCall = async (peer, offer) => {
   pc.onicecandidateerror = (e) => call.errors.push({ code: e.errorCode, url: e.url })
   pc.onicecandidate = ({ candidate }) => {
     if (!candidate || !candidate.candidate) return
-    call.gathered.push({ type: candidate.type, address: candidate.candidate.split(" ")[4] })
+    call.gathered.push({ type: candidate.type, address: candidate.address })
     if (onLoopback(candidate.candidate)) {
       room.push("ice-candidate", { ...candidate.toJSON(), to: peer })
     }
@@ -224,6 +227,30 @@ async def test_expired_credentials_are_refused_by_coturn(
     await asyncio.sleep(max(0.0, expiry + 1.2 - time.time()))
     await start_call(ann, bob)
     await assert_refused(ann, bob, turn_server)
+
+
+async def test_the_demo_calls_through_coturn_with_the_join_reply_servers(
+    gateway: GatewayFactory, turn_server: TurnServer, browser_context: BrowserContext
+) -> None:
+    """/demo?relay: the demo's peer connections take the join reply's ICE servers, TURN only."""
+    gw = await gateway_for(gateway, turn_server, "--turn-secret", SECRET)
+    room = uuid.uuid4()
+    pages = []
+    for user in ("ann", "bob"):
+        page = await browser_context.new_page()
+        await page.goto(f"{gw.url}/demo?user={user}&relay#{room}")
+        await expect(page.locator("#user-id")).to_have_text(user)
+        pages.append(page)
+    for page in pages:
+        await expect(page.locator("#conn-state")).to_have_text("connected", timeout=20_000)
+        await expect(page.locator("#dc-state")).to_have_text("open", timeout=10_000)
+        (server,) = await page.evaluate("window.demo.iceServers()")
+        assert server["urls"] == [turn_server.url]
+        routes = await page.evaluate("window.demo.routes()")
+        assert [(r["local"], r["remote"]) for r in routes] == [("relay", "relay")]
+    await pages[0].fill("#data-input", "relayed by coturn")
+    await pages[0].click("#data-form button")
+    await expect(pages[1].locator("#data-log li")).to_contain_text(["ann: relayed by coturn"])
 
 
 def test_coturn_accepts_every_rotation_secret_and_refuses_expiry(turn_factory: StartTurn) -> None:

@@ -96,6 +96,7 @@ class TurnServer:
             "--allow-loopback-peers",
             f"--log-file={self.log_path}",
             "--simple-log",  # the log file keeps its name (no date or pid added)
+            "--verbose",  # every request's outcome (401s included), for the failure report
             f"--pidfile={self.workdir / 'turnserver.pid'}",
             f"--userdb={self.workdir / 'turndb'}",  # not /var/lib/turn: nothing outside the test
         ]
