@@ -106,6 +106,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     presence_ttl_s: float = 30.0
     redis_buffer: int = 10_000
     redis_backoff_max_ms: int = 2_000
+    # History in PostgreSQL (gateway/history/)
+    database_url: str = ""
+    database_migrate: bool = False
+    database_queue: int = 100_000
+    database_batch: int = 500
+    database_backoff_max_ms: int = 5_000
+    database_flush_timeout_s: float = 10.0
+    retention_days: float = 30.0
     # Operations
     drain_grace_s: float = 30.0
     drain_batch: int = 1_000
@@ -229,6 +237,16 @@ OPTION_HELP: dict[str, str] = {
     "workers": "worker processes sharing the port (SO_REUSEPORT); above 1 needs redis_url",
     "redis_buffer": "cross-node publishes kept while Redis is unreachable; beyond it the oldest are dropped",
     "redis_backoff_max_ms": "longest wait between Redis reconnect attempts (backoff doubles up to it)",
+    "database_url": "PostgreSQL URL (postgresql://user:password@host:port/db); set it to keep "
+    "signaling sessions and chat in PostgreSQL and serve the history API",
+    "database_migrate": "apply the schema migrations at start (else run `python -m gateway migrate`)",
+    "database_queue": "history writes queued for PostgreSQL at most; beyond it the oldest are dropped",
+    "database_batch": "writes one PostgreSQL transaction takes at most",
+    "database_backoff_max_ms": "longest wait between PostgreSQL reconnect attempts (backoff doubles up to it)",
+    "database_flush_timeout_s": "on a graceful drain, how long the queued history writes may take "
+    "to reach PostgreSQL before the process exits anyway",
+    "retention_days": "history rows (sessions emptied, events, chat) older than this are deleted "
+    "by a job each hour (0: kept forever)",
     "presence_ttl_s": "presence entries of a node that stops refreshing them expire after this long",
     "drain_grace_s": "longest a graceful drain may take",
     "drain_batch": "connections closed per drain step",

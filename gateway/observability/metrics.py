@@ -57,6 +57,11 @@ __all__ = [
     "CHANNEL_CRASHES",
     "CONNECTIONS_ACTIVE",
     "CONNECTS",
+    "DATABASE_BATCH",
+    "DATABASE_DROPPED",
+    "DATABASE_ERRORS",
+    "DATABASE_QUEUED",
+    "DATABASE_WRITES",
     "DRAIN_CONNECTIONS_REMAINING",
     "DRAIN_DRAINING",
     "ICE_CREDENTIALS",
@@ -371,6 +376,32 @@ ICE_CREDENTIALS = Counter(
     "ICE server lists handed out (room join and ice_servers push), by kind: stun (STUN only) "
     "or turn (with a TURN credential).",
     ["kind"],
+)
+
+# --- PostgreSQL history (gateway/history/) ---------------------------------------------------
+
+DATABASE_QUEUED = Gauge(
+    "gateway_database_queued_writes",
+    "Session, signaling and chat writes waiting for the PostgreSQL writer (the batch in flight "
+    "included).",
+    multiprocess_mode="livesum",
+)
+DATABASE_BATCH = Histogram(
+    "gateway_database_batch_seconds",
+    "Time to write one batch (one transaction) to PostgreSQL, failed attempts included.",
+    buckets=PUBLISH_BUCKETS,
+)
+DATABASE_WRITES = Counter(
+    "gateway_database_writes_total",
+    "Writes (joins, leaves, signaling events, chat messages) committed to PostgreSQL.",
+)
+DATABASE_DROPPED = Counter(
+    "gateway_database_dropped_writes_total",
+    "Writes dropped, oldest first, because the writer's queue was full (history lost).",
+)
+DATABASE_ERRORS = Counter(
+    "gateway_database_errors_total",
+    "Failed PostgreSQL operations: connects, batches, history reads and retention runs.",
 )
 
 # --- event loop -------------------------------------------------------------------------------

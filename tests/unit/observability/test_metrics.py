@@ -209,6 +209,29 @@ CASES: list[tuple[str, Callable[[], None], str, dict[str, str], float]] = [
         6,
     ),
     ("LOOP_LAG", lambda: m.LOOP_LAG.observe(0.3), "gateway_loop_lag_seconds_sum", {}, 0.3),
+    (
+        "DATABASE_QUEUED",
+        lambda: m.DATABASE_QUEUED.inc(3),
+        "gateway_database_queued_writes",
+        {},
+        3,
+    ),
+    (
+        "DATABASE_BATCH",
+        lambda: m.DATABASE_BATCH.observe(0.02),
+        "gateway_database_batch_seconds_sum",
+        {},
+        0.02,
+    ),
+    ("DATABASE_WRITES", lambda: m.DATABASE_WRITES.inc(5), "gateway_database_writes_total", {}, 5),
+    (
+        "DATABASE_DROPPED",
+        lambda: m.DATABASE_DROPPED.inc(),
+        "gateway_database_dropped_writes_total",
+        {},
+        1,
+    ),
+    ("DATABASE_ERRORS", lambda: m.DATABASE_ERRORS.inc(), "gateway_database_errors_total", {}, 1),
 ]
 
 
@@ -283,6 +306,7 @@ def test_every_gateway_metric_follows_the_naming_rule() -> None:
             "redis",
             "signaling",
             "ice",
+            "database",
             "loop",
         }, name
 
