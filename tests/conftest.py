@@ -1,4 +1,5 @@
-"""Suite-wide fixtures: redis-server and Redis Cluster, the gateway, phoenix.js, Chromium, coturn."""
+"""Suite-wide fixtures: redis-server and Redis Cluster, PostgreSQL, the gateway, phoenix.js, Chromium,
+coturn."""
 
 pytest_plugins = [
     "pytester",
@@ -10,4 +11,5 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.wire_server",
     "tests.support.turn_server",
+    "tests.support.postgres_server",
 ]

@@ -44,6 +44,15 @@ REDIS_DISCONNECTED: Final = "redis_disconnected"
 REDIS_MESSAGE_DROPPED: Final = "redis_message_dropped"
 LONGPOLL_FORWARD_FAILED: Final = "longpoll_forward_failed"
 
+DATABASE_CONNECTED: Final = "database_connected"
+DATABASE_UNAVAILABLE: Final = "database_unavailable"
+DATABASE_WRITES_DROPPED: Final = "database_writes_dropped"
+DATABASE_READ_FAILED: Final = "database_read_failed"
+DATABASE_FLUSH_INCOMPLETE: Final = "database_flush_incomplete"
+DATABASE_MIGRATED: Final = "database_migrated"
+RETENTION_PURGED: Final = "retention_purged"
+RETENTION_FAILED: Final = "retention_failed"
+
 LOOP_LAG_HIGH: Final = "loop_lag_high"
 
 ALL: Final = frozenset(

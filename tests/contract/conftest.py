@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
@@ -177,11 +178,20 @@ class StoreBackend:
 @pytest.fixture(params=["memory", "redis", "cluster"])
 async def store_backend(request: pytest.FixtureRequest) -> AsyncIterator[StoreBackend]:
     """A store's backend: memory, one redis-server, or a 3-primary Redis Cluster."""
+    async with open_store_backend(request, request.param) as backend:
+        yield backend
+
+
+@contextlib.asynccontextmanager
+async def open_store_backend(
+    request: pytest.FixtureRequest, name: str
+) -> AsyncIterator[StoreBackend]:
+    """`store_backend` for one backend name (other fixtures parametrise over more backends)."""
     client: aredis.Redis | RedisCluster
-    if request.param == "memory":
+    if name == "memory":
         yield StoreBackend("memory", None)
         return
-    if request.param == "cluster":
+    if name == "cluster":
         cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
         client = RedisCluster.from_url(cluster.url)
         # Read the slot map before the tests' concurrent first commands: redis-py 8.1's lazy
@@ -192,6 +202,6 @@ async def store_backend(request: pytest.FixtureRequest) -> AsyncIterator[StoreBa
         server: RedisServer = request.getfixturevalue("redis_server")
         client = aredis.Redis.from_url(server.url)
     try:
-        yield StoreBackend(request.param, client)
+        yield StoreBackend(name, client)
     finally:
         await client.aclose()
