@@ -15,6 +15,7 @@ from gateway.channels.echo import EchoChannel
 from gateway.channels.room import RoomChannel
 from gateway.channels.router import Router
 from gateway.config import Settings
+from gateway.history.store import PostgresSessionStore, build_history
 from gateway.observability import metrics, tally
 from gateway.observability.exposition import render_latest
 from gateway.observability.looplag import start_loop_lag_monitor
@@ -33,6 +34,7 @@ from gateway.signaling.grace import GraceQueue, MemoryGraceQueue
 from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore
 from gateway.signaling.rooms import RoomLimits, Rooms
 from gateway.signaling.sessions import MemorySessionStore, SessionStore
+from gateway.transports.history_http import add_history_routes
 from gateway.transports.longpoll import add_longpoll
 from gateway.transports.rooms_http import add_room_routes
 from gateway.transports.websocket import websocket_handler
@@ -47,9 +49,13 @@ def build_router(settings: Settings) -> Router:
 
 
 def build_rooms(
-    settings: Settings, pubsub: PubSub, client: aredis.Redis | RedisCluster | None = None
+    settings: Settings,
+    pubsub: PubSub,
+    client: aredis.Redis | RedisCluster | None = None,
+    history: SessionStore | None = None,
 ) -> Rooms:
-    """The room channels' shared parts: memory backends, or Redis ones every node shares."""
+    """The room channels' shared parts: memory backends, or Redis ones every node shares;
+    signaling sessions in PostgreSQL (`history`) when a database is configured."""
     store: PresenceStore
     sessions: SessionStore
     grace: GraceQueue
@@ -65,6 +71,8 @@ def build_rooms(
             max_chat_bytes=settings.chat_max_bytes,
         )
         grace = MemoryGraceQueue()
+    if history is not None:
+        sessions = history
     presence = PresenceTracker(
         store,
         pubsub,
@@ -102,8 +110,26 @@ def build_services(settings: Settings) -> Services:
     client = build_store_client(settings)
     if client is not None:
         services.extras["redis"] = client  # the room stores' connection pool
-    services.extras["rooms"] = build_rooms(settings, pubsub, client)
+    history = build_history_store(settings)
+    if history is not None:
+        services.extras["history"] = history
+    services.extras["rooms"] = build_rooms(settings, pubsub, client, history)
     return services
+
+
+def build_history_store(settings: Settings) -> PostgresSessionStore | None:
+    """Sessions and chat in PostgreSQL, with --database-url; none without."""
+    if not settings.database_url:
+        return None
+    return build_history(
+        settings.database_url,
+        queue=settings.database_queue,
+        batch=settings.database_batch,
+        backoff_max_s=settings.database_backoff_max_ms / 1000,
+        migrate=settings.database_migrate,
+        retention_days=settings.retention_days,
+        flush_timeout_s=settings.database_flush_timeout_s,
+    )
 
 
 def build_store_client(settings: Settings) -> aredis.Redis | RedisCluster | None:
@@ -146,6 +172,9 @@ def ready_problems(services: Services) -> list[str]:
     if not services.pubsub.adapter.healthy:
         problems.append("pubsub backend unreachable")
     metrics.READY.set(0 if problems else 1)
+    history: PostgresSessionStore | None = services.extras.get("history")
+    if history is not None:
+        history.writer.update_gauge()
     return problems
 
 
@@ -164,11 +193,16 @@ async def _flush_tallies(services: Services) -> None:
 async def readyz(request: web.Request) -> web.Response:
     services: Services = request.app[SERVICES]
     problems = ready_problems(services)
+    extra: dict[str, str] = {}
+    history: PostgresSessionStore | None = services.extras.get("history")
+    if history is not None:
+        # Not a reason to take the node out: relay and chat work, history writes queue up.
+        extra["database"] = "ok" if history.healthy else "degraded"
     if problems:
         # Degraded: this node still serves its own clients, but not across nodes.
         status = "unavailable" if services.hub.draining else "degraded"
-        return web.json_response({"status": status, "problems": problems}, status=503)
-    return web.json_response({"status": "ready", "connections": len(services.hub)})
+        return web.json_response({"status": status, "problems": problems, **extra}, status=503)
+    return web.json_response({"status": "ready", "connections": len(services.hub), **extra})
 
 
 def build_app(settings: Settings, services: Services | None = None) -> web.Application:
@@ -186,11 +220,15 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
     app.router.add_get("/metrics", metrics_handler)
     rooms: Rooms = services.extras["rooms"]
     add_room_routes(app, rooms, settings.admin_token, settings.demo)
+    history: PostgresSessionStore | None = services.extras.get("history")
+    add_history_routes(app, history)
 
     background: list[asyncio.Task[None]] = []
 
     async def on_startup(app: web.Application) -> None:
         await services.pubsub.start()
+        if history is not None:
+            await history.start()
         await rooms.start()
         background.append(start_loop_lag_monitor())
         background.append(asyncio.get_running_loop().create_task(_flush_tallies(services)))
@@ -201,7 +239,9 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await rooms.stop()
+        await rooms.stop()  # hands its queued store writes over first
+        if history is not None:
+            await history.stop()  # flushes them to PostgreSQL (bounded in time)
         await services.pubsub.stop()
         tally.flush()
         if "redis" in services.extras:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import sys
 from typing import Any
@@ -49,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     add_settings_arguments(serve)
     sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
+    migrate = sub.add_parser(
+        "migrate", help="apply the PostgreSQL schema migrations (safe from several nodes at once)"
+    )
+    migrate.add_argument(
+        "--database-url", default=None, help="PostgreSQL URL (env GATEWAY_DATABASE_URL)"
+    )
     try:
         from gateway.loadtest.cli import add_loadtest_parser
     except ImportError:
@@ -187,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
             uvloop.install()
         return asyncio.run(serve(settings))
+    if args.command == "migrate":
+        from gateway.history.migrate import run
+
+        return run(args.database_url or os.environ.get("GATEWAY_DATABASE_URL", ""))
     if args.command == "config-reference":
         sys.stdout.write(render_reference())
         return 0

@@ -121,7 +121,7 @@ class RoomChannel(Channel):
             return error({"reason": ROOM_FULL})
         self.phx_ref = ref
         try:
-            await rooms.sessions.joined(room_id, user)
+            await rooms.sessions.joined(room_id, user, params.tracks)
             response: dict[str, Any] = {"user_id": user}
             if rooms.ice.configured:
                 response["ice_servers"] = self._ice_servers()

@@ -76,3 +76,30 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+async def _run(url: str) -> list[Migration]:
+    conn = await asyncpg.connect(url, timeout=10.0)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def run(url: str) -> int:
+    """`python -m gateway migrate`: apply, print one line per migration; 1 on failure."""
+    import asyncio
+    import sys
+
+    if not url:
+        print("gateway migrate: set --database-url or GATEWAY_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        done = asyncio.run(_run(url))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"gateway migrate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for migration in done:
+        print(f"applied {migration.version:04d}_{migration.name}")
+    print(f"schema at version {LATEST}")
+    return 0

@@ -20,11 +20,25 @@ import structlog
 from gateway.history.retention import purge_loop
 from gateway.history.writer import CHAT, JOINED, LEFT, SIGNAL, BatchWriter
 from gateway.observability import metrics
-from gateway.signaling.sessions import MAX_CHAT, MAX_EVENTS, Participant, Session, SignalEvent, iso
+from gateway.signaling.sessions import (
+    MAX_CHAT,
+    MAX_EVENTS,
+    Participant,
+    Session,
+    SignalEvent,
+    StoreUnavailable,
+    iso,
+)
 
 log = structlog.get_logger("gateway.history")
 
-READ_TIMEOUT_S = 2.0  # a join waits at most this for its history; then it gets what is queued
+READ_TIMEOUT_S = 2.0
+DB_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)  # a join waits at most this for its history; then it gets what is queued
 
 
 def shown(at: datetime | None) -> str | None:
@@ -83,8 +97,8 @@ class PostgresSessionStore:
             pool.terminate()
 
     # -- writes: queued ---------------------------------------------------------------------
-    async def joined(self, room: str, user: str) -> None:
-        self.writer.add((JOINED, room, user, self._wall(), None))
+    async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
+        self.writer.add((JOINED, room, user, self._wall(), tracks))
 
     async def left(self, room: str, user: str, room_empty: bool) -> None:
         self.writer.add((LEFT, room, user, self._wall(), room_empty))
@@ -110,7 +124,7 @@ class PostgresSessionStore:
                     last,
                     timeout=READ_TIMEOUT_S,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DB_ERRORS as exc:
             metrics.DATABASE_ERRORS.inc()
             log.warning("database_read_failed", what="chat", error=str(exc) or type(exc).__name__)
             rows = []
@@ -121,6 +135,13 @@ class PostgresSessionStore:
         return merged[-last:]
 
     async def get(self, room: str) -> Session | None:
+        try:
+            return await self._get(room)
+        except DB_ERRORS as exc:
+            metrics.DATABASE_ERRORS.inc()
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _get(self, room: str) -> Session | None:
         async with self.pool.acquire(timeout=READ_TIMEOUT_S) as conn:
             head = await conn.fetchrow(
                 "SELECT id, created_at, emptied_at FROM gateway_sessions WHERE room_id = $1 "

@@ -163,7 +163,7 @@ class BatchWriter:
                     continue
             if not self._inflight and not self._queue:
                 self._idle.set()
-                self._update_gauge()
+                self.update_gauge()
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), _IDLE_CHECK_S)
@@ -231,7 +231,7 @@ class BatchWriter:
             )
         self._failing = True
 
-    def _update_gauge(self) -> None:
+    def update_gauge(self) -> None:
         metrics.DATABASE_QUEUED.set(len(self))
 
     async def _write_batch(self) -> None:
@@ -240,7 +240,7 @@ class BatchWriter:
             take = min(len(queue), self.batch)
             self._inflight = [queue.popleft() for _ in range(take)]
             self._inflight_id = uuid.uuid4()
-        self._update_gauge()
+        self.update_gauge()
         batch, batch_id = self._inflight, self._inflight_id
         assert self._conn is not None and batch_id is not None
         sessions, events, chat, runs = self._rows(batch)
@@ -275,7 +275,7 @@ class BatchWriter:
         metrics.DATABASE_WRITES.inc(len(batch))
         if not self.healthy:
             self.healthy = True
-        self._update_gauge()
+        self.update_gauge()
 
     def _rows(
         self, batch: list[Write]

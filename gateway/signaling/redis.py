@@ -173,7 +173,7 @@ class RedisSessionStore:
             pipe.persist(key)
         await pipe.execute()
 
-    async def joined(self, room: str, user: str) -> None:
+    async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
         await self._touch(room)
         _, parts, order, _, _ = self._keys(room)
         now = self._wall()

@@ -67,8 +67,13 @@ class Session(msgspec.Struct):
     events: list[SignalEvent]
 
 
+class StoreUnavailable(Exception):
+    """A store read could not reach its database (the session API answers 503)."""
+
+
 class SessionStore(Protocol):
-    async def joined(self, room: str, user: str) -> None: ...
+    async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
+        """A channel of `user` joined (`tracks` as declared; kept by the PostgreSQL store)."""
 
     async def left(self, room: str, user: str, room_empty: bool) -> None:
         """`user`'s last channel left; `room_empty` starts the retention clock."""
@@ -153,7 +158,7 @@ class MemorySessionStore:
             if emptied is not None and emptied <= cutoff:
                 self._drop(room)
 
-    async def joined(self, room: str, user: str) -> None:
+    async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
         record = self._record(room)
         record.emptied = None
         now = iso(self._wall())

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.signaling.payloads import is_room_id
 from gateway.signaling.rooms import Rooms
+from gateway.signaling.sessions import StoreUnavailable
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 PHOENIX_MJS = STATIC_DIR / "node_modules" / "phoenix" / "priv" / "static" / "phoenix.mjs"
@@ -37,7 +38,10 @@ async def session_handler(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     if not is_room_id(room_id):
         return web.json_response({"error": "invalid room id"}, status=400)
-    session = await request.app[ROOMS_KEY].sessions.get(room_id)
+    try:
+        session = await request.app[ROOMS_KEY].sessions.get(room_id)
+    except StoreUnavailable:
+        return web.json_response({"error": "database unavailable"}, status=503)
     if session is None:
         return web.json_response({"error": "no such session"}, status=404)
     return web.Response(body=msgspec.json.encode(session), content_type="application/json")
