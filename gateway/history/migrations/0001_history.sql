@@ -107,7 +107,9 @@ BEGIN
     END IF;
 END $$;
 
--- A member's last channel left; an empty room closes its session.
+-- A member's last channel left; an empty room closes its session. Nodes write on their own,
+-- so a leave may arrive after a later join on another node: a leave older than the latest
+-- join changes nothing, and a room someone joined since is not closed.
 CREATE FUNCTION gateway_left(p_room text, p_user text, p_at timestamptz, p_empty boolean)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -119,13 +121,16 @@ BEGIN
         RETURN;
     END IF;
     UPDATE gateway_participants SET left_at = p_at
-        WHERE session_id = sid AND user_id = p_user AND left_at IS NULL;
+        WHERE session_id = sid AND user_id = p_user AND left_at IS NULL AND joined_at <= p_at;
     IF FOUND THEN
         UPDATE gateway_sessions SET members = GREATEST(members - 1, 0) WHERE id = sid;
         UPDATE gateway_attendance SET left_at = p_at
             WHERE session_id = sid AND user_id = p_user AND left_at IS NULL;
     END IF;
-    IF p_empty THEN
+    IF p_empty AND NOT EXISTS (
+        SELECT 1 FROM gateway_participants
+            WHERE session_id = sid AND left_at IS NULL AND joined_at > p_at
+    ) THEN
         UPDATE gateway_participants SET left_at = p_at WHERE session_id = sid AND left_at IS NULL;
         UPDATE gateway_attendance SET left_at = p_at WHERE session_id = sid AND left_at IS NULL;
         UPDATE gateway_sessions SET emptied_at = p_at, members = 0 WHERE id = sid;
