@@ -544,6 +544,44 @@ def nodes_and_redis() -> dict[str, Any]:
             unit="ops",
         ),
         Panel(
+            "PostgreSQL writer queue",
+            [(f"sum by (instance) (gateway_database_queued_writes{{{SEL}}})", "{{instance}}")],
+            description="History writes waiting for PostgreSQL; grows while the database is "
+            "down or slow, up to --database-queue. 0 without --database-url.",
+        ),
+        Panel(
+            "PostgreSQL batch latency",
+            [
+                (
+                    quantile(0.5, "gateway_database_batch_seconds", by="instance"),
+                    "p50 {{instance}}",
+                ),
+                (
+                    quantile(0.99, "gateway_database_batch_seconds", by="instance"),
+                    "p99 {{instance}}",
+                ),
+            ],
+            unit="s",
+        ),
+        Panel(
+            "PostgreSQL writes / s",
+            [(rate("gateway_database_writes_total", by="instance"), "{{instance}}")],
+            unit="ops",
+        ),
+        Panel(
+            "PostgreSQL dropped writes and errors / s",
+            [
+                (
+                    rate("gateway_database_dropped_writes_total", by="instance"),
+                    "dropped {{instance}}",
+                ),
+                (rate("gateway_database_errors_total", by="instance"), "errors {{instance}}"),
+            ],
+            unit="ops",
+            description="Dropped: history lost because the queue was full (alert "
+            "GatewayDatabaseDroppingWrites). Errors: failed connects, batches, reads.",
+        ),
+        Panel(
             "Long-poll sessions by instance",
             [(f"sum by (instance) (gateway_longpoll_sessions_active{{{SEL}}})", "{{instance}}")],
         ),
@@ -555,7 +593,8 @@ def nodes_and_redis() -> dict[str, Any]:
     return dashboard(
         "gateway-nodes-redis",
         "Gateway / Nodes and Redis",
-        "Per-node health and the Redis adapter that joins nodes into one cluster.",
+        "Per-node health, the Redis adapter that joins nodes into one cluster, and the "
+        "PostgreSQL history writer.",
         panels,
     )
 
