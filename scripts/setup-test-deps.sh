@@ -34,6 +34,7 @@ wanted=(
     "haproxy:haproxy"
     "prometheus:prometheus"
     "coturn:turnserver"
+    "postgresql:/usr/lib/postgresql/15/bin/initdb"
 )
 
 missing=()
