@@ -18,6 +18,7 @@ from gateway.protocol.messages import Message
 from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
 from gateway.pubsub.core import PubSub
 from gateway.runtime.hub import Hub
+from gateway.transports.idle import IdleReaper
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.peer import parse_networks
 
@@ -58,6 +59,7 @@ class Services:
         self.clock = clock
         self.hub = Hub()
         self.outbound = OutboundBudget(settings.outbound_budget_bytes)
+        self.idle = IdleReaper(settings.idle_timeout_ms / 1000)
         self.limiter = RateLimiter(
             limiter_specs(settings), clock, max_keys=settings.rate_limit_max_keys
         )

@@ -59,7 +59,8 @@ class PresenceTracker:
         #: topic -> key -> phx_refs: who this node knows to be present, from the diffs it
         #: made and the diffs other nodes sent. Answers "is `to` a member?" without a store
         #: read; a miss is checked against the store, so it may lag but never refuses wrongly.
-        self.members: dict[str, dict[str, set[str]]] = {}
+        #: A key's refs are a tuple: nearly always one, and a 1-tuple is a fifth of a set.
+        self.members: dict[str, dict[str, tuple[str, ...]]] = {}
         #: phx_ref -> (topic, key, meta) of every entry this node tracked: what it puts back
         #: when the store lost them (a restarted Redis).
         self.mine: dict[str, tuple[str, str, Meta]] = {}
@@ -177,23 +178,24 @@ class PresenceTracker:
     def observe(self, topic: str, diff: Diff) -> None:
         """Fold a diff into `members` (ours as we publish it, others' as they arrive)."""
         keys = self.members.get(topic)
-        for key, entry in diff.leaves.items():
-            refs = keys.get(key) if keys is not None else None
-            if refs is None:
-                continue
-            for meta in entry["metas"]:
-                refs.discard(meta.get("phx_ref"))  # type: ignore[arg-type]
-            if not refs:
-                del keys[key]  # type: ignore[union-attr]
+        if keys is not None:
+            for key, entry in diff.leaves.items():
+                refs = keys.get(key)
+                if refs is None:
+                    continue
+                gone = {meta.get("phx_ref") for meta in entry["metas"]}
+                left = tuple(ref for ref in refs if ref not in gone)
+                if left:
+                    keys[key] = left
+                else:
+                    del keys[key]
         if diff.joins:
             if keys is None:
                 keys = self.members[topic] = {}
             for key, entry in diff.joins.items():
-                refs = keys.get(key)
-                if refs is None:
-                    refs = keys[key] = set()
-                for meta in entry["metas"]:
-                    refs.add(meta["phx_ref"])
+                refs = keys.get(key, ())
+                new = tuple(m["phx_ref"] for m in entry["metas"] if m["phx_ref"] not in refs)
+                keys[key] = refs + new if refs else new
         if keys is not None and not keys:
             del self.members[topic]
 

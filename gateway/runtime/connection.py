@@ -56,6 +56,7 @@ class Connection:
         "closed",
         "id",
         "info",
+        "last_seen",
         "serializer",
         "serializer_label",
         "services",
@@ -71,6 +72,7 @@ class Connection:
         serializer: Serializer,
         info: SocketInfo,
     ) -> None:
+        self.last_seen = 0.0  # monotonic time of the last frame (the idle reaper reads it)
         self.services = services
         self.sink = sink
         self.serializer = serializer

@@ -97,8 +97,9 @@ class _Record:
         self.created = now
         self.emptied: float | None = None
         self.participants: dict[str, Participant] = {}
-        self.events: deque[SignalEvent] = deque(maxlen=MAX_EVENTS)
-        self.chat: deque[bytes] = deque(maxlen=MAX_CHAT)
+        # Made on first use: an empty deque costs 600 bytes, and most rooms never chat.
+        self.events: deque[SignalEvent] | None = None
+        self.chat: deque[bytes] | None = None
 
 
 class MemorySessionStore:
@@ -145,7 +146,8 @@ class MemorySessionStore:
 
     def _drop(self, room: str) -> None:
         record = self._rooms.pop(room)
-        self.chat_bytes -= sum(len(m) for m in record.chat)
+        if record.chat:
+            self.chat_bytes -= sum(len(m) for m in record.chat)
 
     def _sweep(self, now: float) -> None:
         # At most once a second: a scan of all rooms is O(rooms).
@@ -184,8 +186,11 @@ class MemorySessionStore:
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         record = self._record(room)
         at = iso(self._wall())
+        events = record.events
+        if events is None:
+            events = record.events = deque(maxlen=MAX_EVENTS)
         if kind == "ice-candidate":
-            last = record.events[-1] if record.events else None
+            last = events[-1] if events else None
             if (
                 last is not None
                 and last.kind == "candidates"
@@ -199,16 +204,19 @@ class MemorySessionStore:
                 last.at = at
                 return
             kind = "candidates"
-        record.events.append(SignalEvent(kind, sender, to, at))
+        events.append(SignalEvent(kind, sender, to, at))
 
     async def add_chat(self, room: str, message: bytes) -> None:
-        chat = self._record(room).chat
+        record = self._record(room)
+        chat = record.chat
+        if chat is None:
+            chat = record.chat = deque(maxlen=MAX_CHAT)
         if len(chat) == chat.maxlen:
             self.chat_bytes -= len(chat[0])  # the deque drops it on append
         chat.append(message)
         self.chat_bytes += len(message)
         while self.chat_bytes > self.max_chat_bytes:
-            largest = max(self._rooms.values(), key=lambda rec: len(rec.chat))
+            largest = max(self._rooms.values(), key=lambda rec: len(rec.chat or ()))
             if not largest.chat:
                 break
             self.chat_bytes -= len(largest.chat.popleft())
@@ -218,7 +226,7 @@ class MemorySessionStore:
         record = self._rooms.get(room)
         if record is None or last <= 0:
             return []
-        items = list(record.chat)
+        items = list(record.chat or ())
         return items[-last:]
 
     async def get(self, room: str) -> Session | None:
@@ -231,5 +239,5 @@ class MemorySessionStore:
             created_at=iso(record.created),
             emptied_at=iso(record.emptied) if record.emptied is not None else None,
             participants=[msgspec.structs.replace(p) for p in record.participants.values()],
-            events=[msgspec.structs.replace(e) for e in record.events],
+            events=[msgspec.structs.replace(e) for e in record.events or ()],
         )

@@ -8,20 +8,21 @@ status with an empty body. After the upgrade nothing is sent until the client sp
 from __future__ import annotations
 
 import asyncio
-import time
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from gateway.appkeys import SERVICES
-from gateway.errors import CLOSE_INTERNAL, CLOSE_PROTOCOL_ERROR, CLOSE_TRY_AGAIN
+from gateway.errors import CLOSE_INTERNAL, CLOSE_TRY_AGAIN
 from gateway.loadtest.recording import SessionRecorder
 from gateway.observability import metrics
 from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
+from gateway.transports.idle import IdleReaper
 from gateway.transports.outbound_budget import DEBTOR_BYTES, OutboundBudget
 from gateway.transports.recording import RecordingSink
 from gateway.transports.ws_reader import DirectWebSocketResponse
@@ -223,7 +224,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sink._conn = conn
     conn.opened()
     try:
-        await _serve(ws, sink, conn, settings.idle_timeout_ms / 1000, session)
+        await _serve(ws, sink, conn, services.idle, session)
     finally:
         if session is not None:
             session.close()
@@ -234,30 +235,16 @@ async def _serve(
     ws: DirectWebSocketResponse,
     sink: WebSocketSink,
     conn: Connection,
-    idle_s: float,
+    idle: IdleReaper,
     session: SessionRecorder | None,
 ) -> None:
     """Data frames arrive through `on_message`, called by the parser as it reads them; this
     task only waits for the end (a close frame, an error, end of stream, or our own close)."""
-    loop = asyncio.get_running_loop()
-    last_seen = time.monotonic()
-    timer: asyncio.TimerHandle | None = None
-
-    def check_idle() -> None:
-        nonlocal timer
-        remaining = last_seen + idle_s - time.monotonic()
-        if remaining > 0:
-            timer = loop.call_later(remaining, check_idle)
-            return
-        log.info("heartbeat_timeout", conn_id=conn.id, user_id=conn.info.user_id)
-        metrics.IDLE_TIMEOUTS.inc()
-        conn.close(CLOSE_PROTOCOL_ERROR, "idle timeout")
 
     def on_message(msg: Any) -> None:
-        nonlocal last_seen
         if conn.closed:
             return
-        last_seen = time.monotonic()
+        conn.last_seen = monotonic()
         kind, data = msg[0], msg[1]
         try:
             if kind is TEXT:
@@ -277,7 +264,7 @@ async def _serve(
             log.exception("frame_handling_failed", conn_id=conn.id)
             conn.close(CLOSE_INTERNAL, "internal error")
 
-    timer = loop.call_later(idle_s, check_idle)
+    idle.watch(conn)
     try:
         ws.attach(on_message, sink)
         while not conn.closed:
@@ -287,8 +274,7 @@ async def _serve(
                 continue
             break
     finally:
-        if timer is not None:
-            timer.cancel()
+        idle.unwatch(conn)
         conn.shutdown("closed")
         if sink.closing is not None:
             await sink.closing
