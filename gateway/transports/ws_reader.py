@@ -26,6 +26,8 @@ _DIRECT = frozenset({WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType
 class DirectQueue(WebSocketDataQueue):  # type: ignore[misc]
     """Data messages go to `on_message`; the rest queue up for `receive()` and `close()`."""
 
+    __slots__ = ("early", "on_message")  # no instance dict: one of these per connection
+
     def __init__(self, protocol: Any, limit: int, *, loop: Any) -> None:
         super().__init__(protocol, limit, loop=loop)
         self.on_message: OnMessage | None = None
@@ -102,6 +104,8 @@ class CorkingReader(WebSocketReader):  # type: ignore[misc]
     """aiohttp's frame parser, with the connection's writes held while one read is parsed
     (the replies to pipelined pushes that arrived together leave in one write), and unmasked
     client frames refused with 1002."""
+
+    __slots__ = ("_masks", "_queue", "sink")
 
     def __init__(self, queue: Any, max_msg_size: int, *, compress: bool, decode_text: bool):
         super().__init__(queue, max_msg_size, compress=compress, decode_text=decode_text)
