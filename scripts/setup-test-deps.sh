@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system parts the test suite runs against (Debian, as root) and the pinned npm client.
 #
-# Idempotent: silent when everything is present. Installs redis-server, chromium, haproxy and
-# prometheus from Debian's packages when missing (apt-get update only then), without starting
+# Idempotent: silent when everything is present. Installs redis-server, chromium, haproxy,
+# prometheus, coturn and janus from Debian's packages when missing (apt-get update only then), without starting
 # their services, and runs `npm ci` in tests/js when node_modules is missing or older than
 # package-lock.json. Python dev dependencies are the Makefile's job.
 set -euo pipefail
@@ -35,6 +35,7 @@ wanted=(
     "prometheus:prometheus"
     "coturn:turnserver"
     "postgresql:/usr/lib/postgresql/15/bin/initdb"
+    "janus:janus"
 )
 
 missing=()

@@ -1,5 +1,5 @@
 """Suite-wide fixtures: redis-server and Redis Cluster, PostgreSQL, the gateway, phoenix.js, Chromium,
-coturn."""
+coturn, Janus."""
 
 pytest_plugins = [
     "pytester",
@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.support.wire_server",
     "tests.support.turn_server",
     "tests.support.postgres_server",
+    "tests.support.janus_server",
 ]
