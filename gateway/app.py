@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import redis.asyncio as aredis
 from aiohttp import web
@@ -29,6 +30,9 @@ from gateway.pubsub.redis import RedisPubSubAdapter
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
+from gateway.sfu.bridge import SfuBridge
+from gateway.sfu.janus import JanusClient
+from gateway.sfu.modes import MemoryRoomModes, RedisRoomModes, RoomModes
 from gateway.signaling.authorize import load_authorizer
 from gateway.signaling.grace import GraceQueue, MemoryGraceQueue
 from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore
@@ -73,6 +77,7 @@ def build_rooms(
         grace = MemoryGraceQueue()
     if history is not None:
         sessions = history
+    modes: RoomModes = RedisRoomModes(client) if client is not None else MemoryRoomModes()
     presence = PresenceTracker(
         store,
         pubsub,
@@ -88,6 +93,23 @@ def build_rooms(
         grace,
         authorize=load_authorizer(settings.room_authorizer),
         ice=settings.ice_policy(),
+        sfu=build_sfu(settings),
+        modes=modes,
+        default_media="sfu" if settings.room_media == "sfu" else "mesh",
+    )
+
+
+def build_sfu(settings: Settings) -> SfuBridge | None:
+    """The bridge to Janus (one session per --sfu-url, made on first use); none without."""
+    urls = settings.sfu_urls()
+    if not urls:
+        return None
+    timeout_s = settings.sfu_timeout_ms / 1000
+    return SfuBridge(
+        urls,
+        lambda url: JanusClient(url, timeout_s),
+        admin_key=settings.sfu_admin_key,
+        max_publishers=settings.room_max_members,
     )
 
 
@@ -193,11 +215,15 @@ async def _flush_tallies(services: Services) -> None:
 async def readyz(request: web.Request) -> web.Response:
     services: Services = request.app[SERVICES]
     problems = ready_problems(services)
-    extra: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     history: PostgresSessionStore | None = services.extras.get("history")
     if history is not None:
         # Not a reason to take the node out: relay and chat work, history writes queue up.
         extra["database"] = "ok" if history.healthy else "degraded"
+    rooms: Rooms = services.extras["rooms"]
+    if rooms.sfu is not None:
+        # Janus down costs SFU rooms their media, not the node its signaling and chat.
+        extra["sfu"] = rooms.sfu.states()
     if problems:
         # Degraded: this node still serves its own clients, but not across nodes.
         status = "unavailable" if services.hub.draining else "degraded"

@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 
 from gateway.errors import ConfigError
-from gateway.signaling.ice import IcePolicy
+from gateway.sfu.placement import MEDIA_MODES, check_sfu_url
+from gateway.signaling.ice import IcePolicy, split_list
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -98,6 +99,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     turn_secret: str = ""
     turn_ttl_s: int = 3_600
     turn_for_anonymous: bool = False
+    # Media: mesh calls, or a Janus VideoRoom bridged through the room channel (gateway/sfu/)
+    room_media: str = "mesh"
+    sfu_url: str = ""
+    sfu_admin_key: str = ""
+    sfu_timeout_ms: int = 5_000
     # Scale-out
     redis_url: str = ""
     redis_cluster: bool = False
@@ -137,6 +143,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.log_format not in ("console", "json"):
             raise ConfigError("log_format is console or json")
         self.ice_policy()  # refuses malformed STUN/TURN URLs and TURN without a secret at start
+        if self.room_media not in MEDIA_MODES:
+            raise ConfigError("room_media is mesh or sfu")
+        if self.room_media == "sfu" and not self.sfu_url:
+            raise ConfigError("--room-media sfu needs --sfu-url (a Janus WebSocket API)")
+        self.sfu_urls()
 
     def ice_policy(self) -> IcePolicy:
         return IcePolicy.parse(
@@ -146,6 +157,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             self.turn_ttl_s,
             self.turn_for_anonymous,
         )
+
+    def sfu_urls(self) -> tuple[str, ...]:
+        """The Janus servers rooms are placed on (comma list), each checked."""
+        return tuple(check_sfu_url(url) for url in split_list(self.sfu_url))
 
     @property
     def node(self) -> str:
@@ -231,6 +246,13 @@ OPTION_HELP: dict[str, str] = {
     "turn_ttl_s": "seconds a TURN credential stays valid; an hour covers joining and starting a call, "
     "and a leaked credential is worthless after it (the ice_servers push gives fresh ones)",
     "turn_for_anonymous": "give anonymous users TURN too (relays cost bandwidth; off: STUN only)",
+    "room_media": "media of new rooms: mesh (members call each other) or sfu (through Janus; "
+    "needs sfu_url); a first member's join param media picks it per room",
+    "sfu_url": "Janus WebSocket API URLs (ws://host:8188/), comma separated; each room is placed "
+    "on one by a stable hash of its id, the same on every node",
+    "sfu_admin_key": "the VideoRoom plugin's admin_key, sent when the gateway creates rooms",
+    "sfu_timeout_ms": "how long a Janus request may take before the push is refused "
+    "(sfu unavailable)",
     "redis_url": "Redis URL; set it to share rooms across processes and hosts",
     "redis_cluster": "treat redis_url as a Redis Cluster (sharded pub/sub)",
     "node_id": "this node's id (default: generated)",

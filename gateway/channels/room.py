@@ -23,12 +23,20 @@ import msgspec
 import structlog
 
 from gateway.channels.base import Channel, Reply, error, ok
+from gateway.channels.room_sfu import (
+    PUBLISHED,
+    SFU,
+    SFU_NOT_CONFIGURED,
+    UNPUBLISHED_OUT,
+    SfuPart,
+)
 from gateway.errors import UNKNOWN_EVENT
 from gateway.observability import metrics
 from gateway.presence.state import Meta
 from gateway.presence.store import STORE_ERRORS
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_STATE, Payload
+from gateway.sfu.bridge import SfuEvent
 from gateway.signaling.authorize import RoomJoin
 from gateway.signaling.grace import PushResult
 from gateway.signaling.payloads import (
@@ -74,10 +82,13 @@ Result = Reply | Awaitable[Reply]
 
 
 class RoomChannel(Channel):
+    # The SFU's room-wide notices pass through handle_out: each channel subscribes for itself.
+    intercepts = frozenset({PUBLISHED, UNPUBLISHED_OUT})
     room_id: str = ""
     user_id: str = ""
     phx_ref: str | None = None
     tracks: list[str] | None = None
+    sfu: SfuPart | None = None  # set when the room's media is sfu
 
     @property
     def rooms(self) -> Rooms:
@@ -106,6 +117,8 @@ class RoomChannel(Channel):
             return refused(params)
         if params.tracks is not None and not self._may_signal():
             return refused(Refusal(UNAUTHORIZED, "tracks"))
+        if params.media == SFU and rooms.sfu is None:
+            return refused(Refusal(SFU_NOT_CONFIGURED, "media", "this gateway has no --sfu-url"))
         self.room_id, self.user_id, self.tracks = room_id, user, params.tracks
         # Subscribed before tracking: once present, messages to this user must find us.
         self.subscribe(user_key(self.topic, user))
@@ -123,6 +136,13 @@ class RoomChannel(Channel):
         try:
             await rooms.sessions.joined(room_id, user, params.tracks)
             response: dict[str, Any] = {"user_id": user}
+            if rooms.sfu is not None:
+                media = await rooms.modes.claim(room_id, params.media or rooms.default_media)
+                response["media"] = media
+                if media == SFU:
+                    self.sfu = SfuPart(self, rooms.sfu)
+            elif params.media is not None:
+                response["media"] = "mesh"
             if rooms.ice.configured:
                 response["ice_servers"] = self._ice_servers()
             if params.history:
@@ -139,11 +159,13 @@ class RoomChannel(Channel):
         state = await rooms.presence.state(self.topic)
         rooms.presence.learn(self.topic, state)
         self.push(PRESENCE_STATE, state)
-        for key, entry in state.items():
+        if self.sfu is not None:
+            await self.sfu.after_join(state)
+        for key, entry in state.items() if self.sfu is None else ():
             tracks = _latest_tracks(entry["metas"])
             if key != self.user_id and tracks is not None:
                 self.push(PEER_READY, self._stamp({"tracks": tracks}, key))
-        if self.tracks is not None:
+        if self.tracks is not None and self.sfu is None:
             self.broadcast_from(PEER_READY, self._stamp({"tracks": self.tracks}))
         for item in await rooms.claim(self.room_id, self.user_id):
             self.push(item.event, msgspec.Raw(item.payload))
@@ -153,12 +175,16 @@ class RoomChannel(Channel):
             return
         rooms = self.rooms
         ref, self.phx_ref = self.phx_ref, None
+        if self.sfu is not None:
+            await self.sfu.close()  # on every path: leave, drop, crash, drain
         try:
             await rooms.presence.untrack(self.topic, self.user_id, ref)
             if await rooms.presence.present(self.topic, self.user_id):
                 return  # another tab of this user is still in the room
             empty = await rooms.presence.store.count(self.topic) == 0
             await rooms.sessions.left(self.room_id, self.user_id, empty)
+            if empty and rooms.sfu is not None:
+                await rooms.room_emptied(self.room_id, self.sfu is not None)
             if reason != "left":
                 await rooms.dropped(self.topic, self.room_id, self.user_id)
         except STORE_ERRORS as exc:
@@ -179,6 +205,16 @@ class RoomChannel(Channel):
             return error({"reason": UNKNOWN_EVENT})
         return handler(self, event, payload)
 
+    def handle_out(self, event: str, payload: Any) -> Awaitable[None] | None:
+        if self.sfu is not None:
+            return self.sfu.handle_out(event, payload)
+        return None  # an SFU notice in a mesh room (cannot happen): nothing to tell
+
+    def handle_info(self, message: Any) -> Awaitable[None] | None:
+        if self.sfu is not None and isinstance(message, SfuEvent):
+            return self.sfu.handle_info(message)
+        return None
+
     def _signal(self, event: str, payload: Payload) -> Result:
         if not self._may_signal():
             return error({"reason": UNAUTHORIZED})
@@ -190,6 +226,8 @@ class RoomChannel(Channel):
         if event in ("offer", "answer") and data.get("type") is None:
             data["type"] = event  # so `new RTCSessionDescription(payload)` works as is
         to: str | None = getattr(value, "to", None)
+        if to == SFU and self.sfu is not None:
+            return self.sfu.signal(event, data)
         body = msgspec.Raw(jsonenc.encode(self._stamp(data)))
         rooms = self.rooms
         if to is None or to == BROADCAST:
@@ -243,6 +281,11 @@ class RoomChannel(Channel):
         rooms.bookkeeper.add(rooms.sessions.add_chat, self.room_id, body)
         return ok({"id": message_id})
 
+    def _unpublish(self, event: str, payload: Payload) -> Result:
+        if self.sfu is None:
+            return error({"reason": UNKNOWN_EVENT})
+        return self.sfu.unpublish()
+
     def _ice_push(self, event: str, payload: Payload) -> Reply:
         # Fresh credentials for a call that starts or restarts ICE after the join's expired.
         return ok({ICE_SERVERS: self._ice_servers()})
@@ -254,6 +297,7 @@ class RoomChannel(Channel):
         "ready": _ready,
         NEW_MSG: _new_msg,
         ICE_SERVERS: _ice_push,
+        "unpublish": _unpublish,
     }
 
     # -- helpers ----------------------------------------------------------------------------

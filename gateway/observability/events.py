@@ -53,6 +53,12 @@ DATABASE_MIGRATED: Final = "database_migrated"
 RETENTION_PURGED: Final = "retention_purged"
 RETENTION_FAILED: Final = "retention_failed"
 
+SFU_SESSION_CREATED: Final = "sfu_session_created"
+SFU_SESSION_LOST: Final = "sfu_session_lost"
+SFU_UNAVAILABLE: Final = "sfu_unavailable"
+SFU_REFUSED: Final = "sfu_refused"
+SFU_ROOM_NOT_DESTROYED: Final = "sfu_room_not_destroyed"
+
 LOOP_LAG_HIGH: Final = "loop_lag_high"
 
 ALL: Final = frozenset(

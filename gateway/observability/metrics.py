@@ -87,6 +87,11 @@ __all__ = [
     "REDIS_RECONNECTS",
     "REDIS_UP",
     "REPLIES",
+    "SFU_HANDLES",
+    "SFU_OUTCOMES",
+    "SFU_REQUESTS",
+    "SFU_REQUEST_SECONDS",
+    "SFU_SESSIONS_LOST",
     "SIGNALING_GRACE_QUEUE",
     "SIGNALING_MESSAGES",
     "SIGNALING_UNDELIVERABLE",
@@ -404,6 +409,30 @@ DATABASE_ERRORS = Counter(
     "Failed PostgreSQL operations: connects, batches, history reads and retention runs.",
 )
 
+# --- the SFU bridge (gateway/sfu/) -------------------------------------------------------------
+
+SFU_HANDLES = Gauge(
+    "gateway_sfu_handles",
+    "Janus VideoRoom handles this node holds for its room members (publishers and subscriptions).",
+    multiprocess_mode="livesum",
+)
+SFU_REQUESTS = Counter(
+    "gateway_sfu_requests_total",
+    "Requests sent to Janus, by outcome: ok, refused (Janus or the VideoRoom said no) or "
+    "unavailable (unreachable, lost, or no answer in --sfu-timeout-ms).",
+    ["outcome"],
+)
+SFU_REQUEST_SECONDS = Histogram(
+    "gateway_sfu_request_seconds",
+    "Time from sending a request to Janus to its answer (for a VideoRoom request, its event).",
+    buckets=PUBLISH_BUCKETS,
+)
+SFU_SESSIONS_LOST = Counter(
+    "gateway_sfu_sessions_lost_total",
+    "Janus sessions lost (socket closed, Janus restarted or timed the session out); the "
+    "members' media sessions ended with them.",
+)
+
 # --- event loop -------------------------------------------------------------------------------
 
 LOOP_LAG = Histogram(
@@ -438,6 +467,7 @@ _RATE_LIMITED: Final = {c: RATE_LIMITED_PUSHES.labels(c) for c in EVENT_CLASSES}
 _SIGNALING: Final = {e: SIGNALING_MESSAGES.labels(e) for e in SIGNALING_EVENTS}
 _UNDELIVERABLE: Final = {e: SIGNALING_UNDELIVERABLE.labels(e) for e in SIGNALING_EVENTS}
 _ICE_CREDENTIALS: Final = {k: ICE_CREDENTIALS.labels(k) for k in ICE_KINDS}
+SFU_OUTCOMES: Final = {o: SFU_REQUESTS.labels(o) for o in ("ok", "refused", "unavailable")}
 
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 

@@ -87,6 +87,7 @@ class NewMsg(Common, kw_only=True):
 
 class JoinParams(msgspec.Struct, kw_only=True):
     tracks: Tracks | None = None
+    media: Literal["mesh", "sfu"] | None = None  # a new room's media; later joins learn it
     history: Annotated[int, msgspec.Meta(ge=0, le=MAX_HISTORY)] = 0
 
 

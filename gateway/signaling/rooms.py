@@ -22,6 +22,10 @@ from gateway.observability import metrics
 from gateway.observability.labels import signaling_event
 from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.core import PubSub
+from gateway.sfu.bridge import SfuBridge
+from gateway.sfu.modes import MemoryRoomModes, RoomModes
+from gateway.sfu.placement import Media
+from gateway.sfu.videoroom import destroy_room
 from gateway.signaling.authorize import Authorizer
 from gateway.signaling.bookkeeping import Bookkeeper
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
@@ -69,8 +73,14 @@ class Rooms:
         wall: Callable[[], float] = time.time,
         authorize: Authorizer | None = None,
         ice: IcePolicy | None = None,
+        sfu: SfuBridge | None = None,
+        modes: RoomModes | None = None,
+        default_media: Media = "mesh",
     ) -> None:
         self.authorize = authorize
+        self.sfu = sfu
+        self.modes: RoomModes = modes or MemoryRoomModes()
+        self.default_media: Media = default_media
         self.ice = ice or IcePolicy()
         self.limits = limits
         self.pubsub = pubsub
@@ -89,6 +99,18 @@ class Rooms:
         await self.presence.stop()
         for task in list(self._expiries):
             task.cancel()
+        if self.sfu is not None:
+            await self.sfu.stop()  # Janus detaches whatever handles are left with the session
+
+    async def room_emptied(self, room: str, was_sfu: bool) -> None:
+        """The room's last member left: its mode is decided afresh, its VideoRoom goes."""
+        await self.modes.forget(room)
+        if was_sfu and self.sfu is not None:
+            self.sfu.forget_room(room)
+            try:
+                await self.sfu.request(room, destroy_room(room, self.sfu.admin_key))
+            except Exception as exc:  # gone already, or Janus is down: it has no room then
+                log.info("sfu_room_not_destroyed", room=room, error=str(exc))
 
     # -- delivery ---------------------------------------------------------------------------
     def send_to(self, topic: str, user: str, event: str, payload: Any) -> int:

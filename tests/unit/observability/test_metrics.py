@@ -307,6 +307,7 @@ def test_every_gateway_metric_follows_the_naming_rule() -> None:
             "signaling",
             "ice",
             "database",
+            "sfu",
             "loop",
         }, name
 

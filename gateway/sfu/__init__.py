@@ -1,0 +1,1 @@
+"""The SFU bridge: a room in `sfu` media mode has its media routed by a Janus VideoRoom."""
