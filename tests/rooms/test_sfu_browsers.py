@@ -249,3 +249,77 @@ async def test_three_pages_see_and_hear_each_other_through_janus(
     assert await janus_view.participants(room) == []
     assert sorted(len(h) for h in (await janus_server.handles()).values()) == [1, 1]
     assert await handles_metric(gw) == 0
+
+
+async def test_three_pages_on_two_nodes(
+    gateway: GatewayFactory,
+    redis_url: str,
+    janus_server: JanusServer,
+    janus_view: SfuBridge,
+    browser_context: BrowserContext,
+    page_server: str,
+) -> None:
+    """ann on one node, bob and cid on another: each node holds its own members' handles."""
+    nodes = [
+        await gateway(
+            "--trust-token-as-user-id",
+            "--redis-url",
+            redis_url,
+            "--sfu-url",
+            janus_server.url,
+            "--sfu-admin-key",
+            ADMIN_KEY,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    room = str(uuid.uuid4())
+    homes = {"ann": nodes[0], "bob": nodes[1], "cid": nodes[1]}
+    pages = {u: await open_page(browser_context, page_server, homes[u], u, room) for u in USERS}
+    for page in pages.values():
+        await page.evaluate("window.publish()")
+    for user, page in pages.items():
+        await wait_inbound(page, set(USERS) - {user})
+    # ann's node: 1 publisher + 2 subscriptions; the other: 2 publishers + 4 subscriptions.
+    assert [await handles_metric(gw) for gw in nodes] == [3, 6]
+
+    await pages["bob"].evaluate("window.leave()")
+    for user in ("ann", "cid"):
+        await pages[user].wait_for_function("window.seen.unpublished.includes('bob')")
+    assert sorted(p["id"] for p in await janus_view.participants(room)) == ["ann", "cid"]
+    assert [await handles_metric(gw) for gw in nodes] == [2, 2]
+
+
+async def test_a_janus_restart_ends_the_media_and_a_republish_works(
+    gateway: GatewayFactory,
+    janus_server: JanusServer,
+    browser_context: BrowserContext,
+    page_server: str,
+) -> None:
+    gw = await sfu_gateway(gateway, janus_server)
+    room = str(uuid.uuid4())
+    pages = {u: await open_page(browser_context, page_server, gw, u, room) for u in USERS}
+    for page in pages.values():
+        await page.evaluate("window.publish()")
+    for user, page in pages.items():
+        await wait_inbound(page, set(USERS) - {user})
+
+    janus_server.stop()
+    for page in pages.values():
+        await page.wait_for_function("window.seen.ended.length === 1", timeout=5_000)
+        assert await page.evaluate("window.seen.ended") == ["sfu unavailable"]
+    started = asyncio.get_running_loop().time()
+    refused = await pages["ann"].evaluate("window.publish().then(() => null, (e) => e.reason)")
+    assert refused == "sfu unavailable"
+    assert asyncio.get_running_loop().time() - started < 2.0
+    async with aiohttp.ClientSession() as http, http.get(f"{gw.url}/readyz") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["sfu"] == {janus_server.url: "idle"}
+    assert await handles_metric(gw) == 0
+
+    janus_server.start()
+    for page in pages.values():
+        await page.evaluate("window.publish()")
+    for user, page in pages.items():
+        await wait_inbound(page, set(USERS) - {user})
+    async with aiohttp.ClientSession() as http, http.get(f"{gw.url}/readyz") as resp:
+        assert (await resp.json())["sfu"] == {janus_server.url: "connected"}
