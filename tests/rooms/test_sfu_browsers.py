@@ -269,7 +269,7 @@ async def test_three_pages_on_two_nodes(
             janus_server.url,
             "--sfu-admin-key",
             ADMIN_KEY,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     room = str(uuid.uuid4())
