@@ -55,6 +55,8 @@ class Channel:
 
     #: Events whose broadcasts pass through `handle_out` instead of the fastlane.
     intercepts: ClassVar[frozenset[str]] = frozenset()
+    # A subclass that declares no `__slots__` gets an instance dict as usual.
+    __slots__ = ("_process", "topic")
 
     def __init__(self, process: ChannelProcess) -> None:
         self._process = process

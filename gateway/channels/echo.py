@@ -21,6 +21,8 @@ _INVALID = Reply("error", {"reason": "invalid payload"})
 
 
 class EchoChannel(Channel):
+    __slots__ = ()
+
     def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
         if isinstance(payload, bytes):
             if event == BROADCAST:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import structlog
@@ -64,6 +64,9 @@ from gateway.signaling.payloads import (
 from gateway.signaling.rooms import Rooms, user_key
 from gateway.signaling.sessions import iso
 
+if TYPE_CHECKING:
+    from gateway.runtime.channel_process import ChannelProcess
+
 log = structlog.get_logger("gateway.rooms")
 
 PEER_READY = "peer-ready"
@@ -84,11 +87,16 @@ Result = Reply | Awaitable[Reply]
 class RoomChannel(Channel):
     # The SFU's room-wide notices pass through handle_out: each channel subscribes for itself.
     intercepts = frozenset({PUBLISHED, UNPUBLISHED_OUT})
-    room_id: str = ""
-    user_id: str = ""
-    phx_ref: str | None = None
-    tracks: list[str] | None = None
-    sfu: SfuPart | None = None  # set when the room's media is sfu
+    # One per member: no instance dict.
+    __slots__ = ("phx_ref", "room_id", "sfu", "tracks", "user_id")
+
+    def __init__(self, process: ChannelProcess) -> None:
+        super().__init__(process)
+        self.room_id = ""
+        self.user_id = ""
+        self.phx_ref: str | None = None
+        self.tracks: list[str] | None = None
+        self.sfu: SfuPart | None = None  # set when the room's media is sfu
 
     @property
     def rooms(self) -> Rooms:
