@@ -125,6 +125,7 @@ class MemorySessionStore:
         self.evicted = 0  # records and chat messages dropped to stay within the bounds
         self._wall = wall
         self._rooms: dict[str, _Record] = {}
+        self._emptied: dict[str, None] = {}  # emptied rooms, the longest empty first
         self._next_sweep = 0.0
 
     def _record(self, room: str) -> _Record:
@@ -138,7 +139,7 @@ class MemorySessionStore:
         return record
 
     def _evict_room(self) -> None:
-        victim = next((r for r, rec in self._rooms.items() if rec.emptied is not None), None)
+        victim = next(iter(self._emptied), None)
         if victim is None:
             victim = next(iter(self._rooms))
         self._drop(victim)
@@ -146,23 +147,29 @@ class MemorySessionStore:
 
     def _drop(self, room: str) -> None:
         record = self._rooms.pop(room)
+        self._emptied.pop(room, None)
         if record.chat:
             self.chat_bytes -= sum(len(m) for m in record.chat)
 
     def _sweep(self, now: float) -> None:
-        # At most once a second: a scan of all rooms is O(rooms).
+        # At most once a second, and only over the rooms that are past their retention.
         if now < self._next_sweep:
             return
         self._next_sweep = now + 1.0
         cutoff = now - self.retention_s
-        for room in [r for r, rec in self._rooms.items() if rec.emptied is not None]:
+        expired = []
+        for room in self._emptied:
             emptied = self._rooms[room].emptied
-            if emptied is not None and emptied <= cutoff:
-                self._drop(room)
+            if emptied is not None and emptied > cutoff:
+                break
+            expired.append(room)
+        for room in expired:
+            self._drop(room)
 
     async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
         record = self._record(room)
         record.emptied = None
+        self._emptied.pop(room, None)
         now = iso(self._wall())
         seen = record.participants.pop(user, None)
         if seen is None:
@@ -182,6 +189,8 @@ class MemorySessionStore:
             seen.left_at = iso(now)
         if room_empty:
             record.emptied = now
+            self._emptied.pop(room, None)
+            self._emptied[room] = None
 
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         record = self._record(room)
