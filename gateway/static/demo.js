@@ -7,7 +7,10 @@
 // ICE servers (STUN, TURN with short-lived credentials) come from the join reply; they are
 // renewed with an `ice_servers` push before the TURN credential expires. `/demo?relay` calls
 // through TURN only (iceTransportPolicy "relay"): a quick check of a TURN server's setup.
+// `/demo?media=sfu` asks for an SFU room (the gateway needs --sfu-url): the media then goes
+// through Janus (demo_sfu.js) and the peer connections below are not used.
 import { Socket, Presence } from "/demo/phoenix.mjs"
+import { sfuCall } from "/demo/demo_sfu.js"
 
 const $ = (id) => document.getElementById(id)
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -22,15 +25,18 @@ $("room-id").textContent = roomId
 const query = new URLSearchParams(location.search)
 const params = query.get("user") ? { token: query.get("user") } : {}
 const iceTransportPolicy = query.has("relay") ? "relay" : "all"
+const wantsSfu = query.get("media") === "sfu"
 const socket = new Socket("/socket", { params })
 socket.connect()
-const channel = socket.channel(`room:${roomId}`, { tracks: ["video"] })
+// The room's media is the first member's choice: the join reply says which it is.
+const channel = socket.channel(`room:${roomId}`, { tracks: ["video"], ...(wantsSfu ? { media: "sfu" } : {}) })
 const presence = new Presence(channel)
 const peers = new Map() // user id -> {pc, dc, polite, makingOffer, ignoreOffer, pending}
 let me = null
 let localStream = null
 let iceServers = [] // the join reply's ice_servers: none unless the gateway has STUN/TURN set
 let iceRenewal = null
+let sfu = null // the SFU call, when the room's media is sfu
 
 function log(list, text) {
   const li = document.createElement("li")
@@ -82,17 +88,23 @@ function peerFor(peerId) {
       peer.makingOffer = false
     }
   }
-  pc.ontrack = ({ streams: [stream] }) => {
-    let video = document.querySelector(`video[data-peer="${peerId}"]`)
-    if (!video) {
-      video = Object.assign(document.createElement("video"), { autoplay: true, playsInline: true, muted: true })
-      video.dataset.peer = peerId
-      $("videos").append(video)
-    }
-    video.srcObject = stream
-  }
+  pc.ontrack = ({ streams: [stream] }) => showVideo(peerId, stream)
   if (localStream) for (const track of localStream.getTracks()) pc.addTrack(track, localStream)
   return peer
+}
+
+function showVideo(peerId, stream) {
+  let video = document.querySelector(`video[data-peer="${peerId}"]`)
+  if (!video) {
+    video = Object.assign(document.createElement("video"), { autoplay: true, playsInline: true, muted: true })
+    video.dataset.peer = peerId
+    $("videos").append(video)
+  }
+  video.srcObject = stream
+}
+
+function removeVideo(peerId) {
+  document.querySelector(`video[data-peer="${peerId}"]`)?.remove()
 }
 
 async function onDescription(payload) {
@@ -126,10 +138,13 @@ async function onCandidate(payload) {
   else await addCandidate(peer, payload)
 }
 
-channel.on("offer", (p) => onDescription(p).catch((err) => status(`offer: ${err}`)))
-channel.on("answer", (p) => onDescription(p).catch((err) => status(`answer: ${err}`)))
-channel.on("ice-candidate", (p) => onCandidate(p).catch((err) => status(`candidate: ${err}`)))
-channel.on("peer-ready", ({ from }) => { if (from !== me) peerFor(from) })
+// In an SFU room the SFU's events go to the SFU call; members' own signals stay peer to peer.
+channel.on("offer", (p) => sfu?.handle("offer", p) || onDescription(p).catch((err) => status(`offer: ${err}`)))
+channel.on("answer", (p) => sfu?.handle("answer", p) || onDescription(p).catch((err) => status(`answer: ${err}`)))
+channel.on("ice-candidate", (p) => sfu?.handle("ice-candidate", p) || onCandidate(p).catch((err) => status(`candidate: ${err}`)))
+channel.on("peer-ready", ({ from }) => { if (from !== me && !sfu) peerFor(from) })
+channel.on("unpublished", (p) => sfu?.handle("unpublished", p))
+channel.on("sfu-ended", (p) => sfu?.handle("sfu-ended", p))
 channel.on("undeliverable", ({ event, to }) => status(`${event} to ${to} could not be delivered`))
 channel.on("new_msg", ({ from, body }) => log("chat", `${from === me ? "me" : from.slice(0, 8)}: ${body}`))
 
@@ -169,13 +184,18 @@ function useCamera(stream) {
   $("media-state").textContent = "on"
   // Peers met before the camera was granted get its tracks now (renegotiated as any change).
   for (const { pc } of peers.values()) for (const track of stream.getTracks()) pc.addTrack(track, stream)
+  sfu?.useCamera(stream)
+}
+
+function connections() {
+  return sfu ? sfu.connections() : [...peers].map(([id, { pc }]) => [id, pc])
 }
 
 // A TURN username is `<expiry unix seconds>:<user id>`: renew a minute before that (an ICE
 // restart or a new peer after it would be refused), and hand the new list to open calls too.
 function renewIceServers(servers) {
   iceServers = servers ?? []
-  for (const { pc } of peers.values()) {
+  for (const [, pc] of connections()) {
     if (pc.signalingState !== "closed") pc.setConfiguration({ ...pc.getConfiguration(), iceServers })
   }
   clearTimeout(iceRenewal) // a rejoin (after a reconnect) brings a fresh list and a new timer
@@ -191,10 +211,17 @@ function renewIceServers(servers) {
 function start() {
   // Join at once: chat, participants and the data channel work whatever the camera prompt says.
   channel.join()
-    .receive("ok", ({ user_id, ice_servers }) => {
+    .receive("ok", ({ user_id, ice_servers, media }) => {
       me = user_id
       $("user-id").textContent = me
       renewIceServers(ice_servers)
+      $("media").textContent = media ?? "mesh"
+      $("sfu-link").hidden = media === undefined || wantsSfu // the gateway has no SFU, or in use
+      if (media === "sfu") {
+        sfu ??= sfuCall({ channel, status, showVideo, removeVideo, iceServers: () => iceServers,
+                          onState: (state) => { $("conn-state").textContent = state } })
+        sfu.joined(localStream) // also on a rejoin: the gateway ended the old handles
+      }
     })
     .receive("error", (resp) => status(`join refused: ${JSON.stringify(resp)}`))
   navigator.mediaDevices.getUserMedia({ video: true, audio: false }).then(useCamera, (err) => {
@@ -207,10 +234,12 @@ window.demo = {
   get me() { return me },
   roomId,
   sendData,
-  peers: () => [...peers].map(([id, p]) => ({ id, connection: p.pc.connectionState, channel: p.dc.readyState })),
+  get media() { return sfu ? "sfu" : "mesh" },
+  peers: () => sfu ? sfu.peers()
+    : [...peers].map(([id, p]) => ({ id, connection: p.pc.connectionState, channel: p.dc.readyState })),
   iceServers: () => iceServers,
   // The candidate types (host, srflx, relay) of each call's selected pair.
-  routes: () => Promise.all([...peers].map(async ([id, { pc }]) => {
+  routes: () => Promise.all(connections().map(async ([id, pc]) => {
     const stats = await pc.getStats()
     const pairs = [...stats.values()].filter((s) => s.type === "transport" && s.selectedCandidatePairId)
       .map((t) => stats.get(t.selectedCandidatePairId))

@@ -55,6 +55,10 @@ async def _demo_js(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "demo.js", headers={"Content-Type": "text/javascript"})
 
 
+async def _demo_sfu_js(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "demo_sfu.js", headers={"Content-Type": "text/javascript"})
+
+
 async def _phoenix_js(request: web.Request) -> web.StreamResponse:
     if not PHOENIX_MJS.is_file():
         # `make run` installs it (npm ci in gateway/static); say so instead of a bare 404.
@@ -73,4 +77,5 @@ def add_room_routes(app: web.Application, rooms: Rooms, admin_token: str, demo: 
         app.router.add_get("/demo", _demo_page)
         app.router.add_get("/demo/", _demo_page)
         app.router.add_get("/demo/demo.js", _demo_js)
+        app.router.add_get("/demo/demo_sfu.js", _demo_sfu_js)
         app.router.add_get("/demo/phoenix.mjs", _phoenix_js)

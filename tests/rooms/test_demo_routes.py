@@ -20,6 +20,9 @@ async def test_demo_page_and_assets(room_server: StartServer) -> None:
     status, kind, js = await fetch(f"{srv.http}/demo/demo.js")
     assert status == 200 and kind.startswith("text/javascript")
     assert 'from "/demo/phoenix.mjs"' in js
+    status, kind, js = await fetch(f"{srv.http}/demo/demo_sfu.js")
+    assert status == 200 and kind.startswith("text/javascript")
+    assert "export function sfuCall" in js
     # The official client from the npm package, not a copy.
     status, kind, phoenix = await fetch(f"{srv.http}/demo/phoenix.mjs")
     assert status == 200 and kind.startswith("text/javascript")
@@ -28,5 +31,5 @@ async def test_demo_page_and_assets(room_server: StartServer) -> None:
 
 async def test_demo_can_be_switched_off(room_server: StartServer) -> None:
     srv = await room_server(demo=False)
-    for path in ("/demo", "/demo/demo.js", "/demo/phoenix.mjs"):
+    for path in ("/demo", "/demo/demo.js", "/demo/demo_sfu.js", "/demo/phoenix.mjs"):
         assert (await fetch(f"{srv.http}{path}"))[0] == 404
