@@ -127,6 +127,11 @@ class ChannelProcess:
     def finished(self) -> bool:
         return self._finished
 
+    @property
+    def idle(self) -> bool:
+        """Nothing being handled and nothing waiting (a test harness settles on it)."""
+        return not self._busy and not self.inbox
+
     async def wait_finished(self) -> None:
         if self._finished:
             return

@@ -1,0 +1,138 @@
+"""The channel runtime's ordering rules, through the socket-less harness (gateway.testing)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.channels.base import Channel, Reply, error, ok
+from gateway.channels.echo import EchoChannel
+from gateway.protocol.messages import Payload
+from gateway.testing import ChannelTest
+
+
+class Greeter(EchoChannel):
+    """Echo plus a push after the join, a slow refusal, a crash and a goodbye."""
+
+    __slots__ = ()
+
+    async def join(self, payload: Payload) -> Reply:
+        await asyncio.sleep(0)  # the join waits, so pushes sent meanwhile queue behind it
+        if self.topic.endswith(":refuse"):
+            return error({"reason": "nope"})
+        return ok({"hello": True})
+
+    def after_join(self) -> None:
+        self.push("welcome", {})
+
+    def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+        if event == "boom":
+            raise RuntimeError("boom")
+        return super().handle_in(event, payload, ref)
+
+    def terminate(self, reason: str) -> None:
+        self.push("bye", {"reason": reason})
+
+
+async def test_the_join_reply_comes_before_after_join_pushes() -> None:
+    t = ChannelTest.build()
+    t.route("greet:*", Greeter)
+    ann = t.connect("ann")
+    ann.join("greet:1")
+    ann.push("greet:1", "ping", {"n": 1})
+    await t.settle()
+    assert ann.frames == [
+        ["1", "1", "greet:1", "phx_reply", {"status": "ok", "response": {"hello": True}}],
+        ["1", None, "greet:1", "welcome", {}],
+        ["1", "2", "greet:1", "phx_reply", {"status": "ok", "response": {"n": 1}}],
+    ]
+
+
+async def test_pushes_queued_behind_a_failed_join_get_unmatched_topic() -> None:
+    t = ChannelTest.build()
+    t.route("greet:*", Greeter)
+    ann = t.connect("ann")
+    join = ann.join("greet:refuse")
+    first = ann.push("greet:refuse", "ping")
+    leave = ann.leave("greet:refuse")
+    await t.settle()
+    assert ann.frames == [
+        ["1", join, "greet:refuse", "phx_reply", {"status": "error", "response": {"reason": "nope"}}],
+        [None, first, "greet:refuse", "phx_reply",
+         {"status": "error", "response": {"reason": "unmatched topic"}}],
+        ["1", leave, "greet:refuse", "phx_reply", {"status": "ok", "response": {}}],
+    ]  # fmt: skip
+
+
+async def test_a_rejoin_closes_the_old_join_after_the_new_reply() -> None:
+    t = ChannelTest.build()
+    t.route("greet:*", Greeter)
+    ann = t.connect("ann")
+    old = ann.join("greet:1")
+    await t.settle()
+    new = ann.join("greet:1")
+    await t.settle()
+    after_first_join = ann.frames[2:]
+    assert after_first_join == [
+        [old, None, "greet:1", "bye", {"reason": "duplicate_join"}],
+        [new, new, "greet:1", "phx_reply", {"status": "ok", "response": {"hello": True}}],
+        [old, old, "greet:1", "phx_close", {}],
+        [new, None, "greet:1", "welcome", {}],
+    ]
+
+
+async def test_terminate_runs_before_phx_error_and_the_socket_lives_on() -> None:
+    t = ChannelTest.build()
+    t.route("greet:*", Greeter)
+    t.route("echo:*", EchoChannel)
+    ann = t.connect("ann")
+    ann.join("greet:1")
+    ann.join("echo:1")
+    await t.settle()
+    ann.push("greet:1", "boom")
+    await t.settle()
+    assert ann.events("greet:1")[-2:] == ["bye", "phx_error"]
+    assert ann.frames[-1] == ["1", "1", "greet:1", "phx_error", {"reason": "channel_crash"}]
+    assert not ann.conn.closed
+    assert (await ann.reply(ann.push("echo:1", "ping", {"a": 1}))) == {
+        "status": "ok",
+        "response": {"a": 1},
+    }
+
+
+async def test_leave_replies_then_closes_and_terminates() -> None:
+    t = ChannelTest.build()
+    t.route("greet:*", Greeter)
+    ann = t.connect("ann")
+    ann.join("greet:1")
+    await t.settle()
+    leave = ann.leave("greet:1")
+    await t.settle()
+    assert ann.frames[2:] == [
+        ["1", leave, "greet:1", "phx_reply", {"status": "ok", "response": {}}],
+        ["1", "1", "greet:1", "phx_close", {}],
+        ["1", None, "greet:1", "bye", {"reason": "left"}],
+    ]
+    assert "greet:1" not in ann.conn.channels
+
+
+async def test_a_disconnect_terminates_without_frames_to_the_client() -> None:
+    t = ChannelTest.build()
+
+    class Recorder(Channel):
+        __slots__ = ()
+        reasons: list[str] = []
+
+        def terminate(self, reason: str) -> None:
+            self.reasons.append(reason)
+
+    t.route("rec:*", Recorder)
+    ann = t.connect("ann")
+    ann.join("rec:1")
+    await t.settle()
+    count = len(ann.frames)
+    ann.disconnect()
+    await t.settle()
+    assert Recorder.reasons == ["test disconnect"]
+    assert len(ann.frames) == count
+    assert ann.sink.closed

@@ -1,0 +1,121 @@
+"""RoomChannel's events, refusals and ordering through the socket-less harness (memory
+stores, the runtime the server runs); tests/rooms covers the same channel over real sockets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from gateway.testing import ChannelTest, Client
+
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+def room() -> str:
+    return f"room:{uuid.uuid4()}"
+
+
+async def joined(t: ChannelTest, topic: str, user: str, **kw: Any) -> Client:
+    client = t.connect(user, **kw)
+    reply = await client.reply(client.join(topic))
+    assert reply["status"] == "ok", reply
+    await t.settle()
+    return client
+
+
+async def test_the_join_reply_comes_first_then_presence_state() -> None:
+    t, topic = ChannelTest.build(), room()
+    ann = t.connect("ann")
+    ann.join(topic)
+    await t.settle()
+    reply, state = ann.frames[0], ann.frames[1]
+    assert reply == ["1", "1", topic, "phx_reply", {"status": "ok", "response": {"user_id": "ann"}}]
+    assert state[:4] == ["1", None, topic, "presence_state"]
+    assert list(state[4]) == ["ann"]
+
+
+async def test_join_refusals() -> None:
+    t = ChannelTest.build(room_max_members=1)
+    bad = t.connect("ann")
+    assert await bad.reply(bad.join("room:lobby")) == {
+        "status": "error",
+        "response": {"reason": "invalid room id"},
+    }
+    topic = room()
+    nobody = t.connect("")
+    assert (await nobody.reply(nobody.join(topic)))["response"] == {"reason": "unauthorized"}
+    invalid = t.connect("ann")
+    reply = await invalid.reply(invalid.join(topic, {"history": 101}))
+    assert reply["response"]["reason"] == "invalid field"
+    assert reply["response"]["field"] == "history"
+    await joined(t, topic, "ann")
+    full = t.connect("bob")
+    assert (await full.reply(full.join(topic)))["response"] == {"reason": "room full"}
+
+
+async def test_an_offer_reaches_its_recipient_as_a_push_with_its_join_ref() -> None:
+    t, topic = ChannelTest.build(), room()
+    ann = await joined(t, topic, "ann")
+    bob = await joined(t, topic, "bob")
+    ref = ann.push(topic, "offer", {"to": "bob", "sdp": SDP})
+    assert await ann.reply(ref) == {"status": "ok", "response": {}}
+    offer = await bob.wait_for(lambda f: f[3] == "offer")
+    assert offer[:3] == [bob.join_refs[topic], None, topic]
+    assert offer[4]["from"] == "ann" and offer[4]["type"] == "offer" and offer[4]["sdp"] == SDP
+    assert "offer" not in ann.events()
+
+
+async def test_signaling_refusals() -> None:
+    t, topic = ChannelTest.build(), room()
+    ann = await joined(t, topic, "ann")
+    cases = [
+        ("offer", {"to": "bob", "sdp": SDP, "from": "eve"}, {"reason": "from mismatch", "field": "from"}),
+        ("offer", {"to": "nobody", "sdp": SDP}, {"reason": "recipient not in room", "field": "to"}),
+        ("dance", {}, {"reason": "unknown event"}),
+    ]  # fmt: skip
+    for event, payload, response in cases:
+        reply = await ann.reply(ann.push(topic, event, payload))
+        assert reply == {"status": "error", "response": response}, event
+    assert (await ann.reply(ann.push(topic, "new_msg", {"body": "still here"})))["status"] == "ok"
+
+
+async def test_signaling_requires_auth_refuses_guests_only() -> None:
+    t, topic = ChannelTest.build(signaling_requires_auth=True), room()
+    guest = await joined(t, topic, "guest", authenticated=False)
+    member = await joined(t, topic, "member")
+    refused = await guest.reply(guest.push(topic, "offer", {"to": "member", "sdp": SDP}))
+    assert refused == {"status": "error", "response": {"reason": "unauthorized"}}
+    accepted = await member.reply(member.push(topic, "offer", {"to": "guest", "sdp": SDP}))
+    assert accepted["status"] == "ok"
+    tracks = await guest.reply(guest.join(room(), {"tracks": ["audio"]}))
+    assert tracks["response"] == {"reason": "unauthorized", "field": "tracks"}
+
+
+async def test_chat_is_broadcast_with_an_id_to_everyone() -> None:
+    t, topic = ChannelTest.build(), room()
+    ann = await joined(t, topic, "ann")
+    bob = await joined(t, topic, "bob")
+    reply = await ann.reply(ann.push(topic, "new_msg", {"body": "hi"}))
+    message = await bob.wait_for(lambda f: f[3] == "new_msg")
+    assert message[:2] == [None, None]
+    assert message[4]["id"] == reply["response"]["id"]
+    assert message[4]["body"] == "hi" and message[4]["from"] == "ann"
+    assert "new_msg" in ann.events()
+
+
+async def test_a_member_who_leaves_is_seen_leaving() -> None:
+    # Diffs sent at once: in a 50 ms window ann's join and leave would cancel out.
+    t, topic = ChannelTest.build(presence_coalesce_ms=0), room()
+    ann = await joined(t, topic, "ann")
+    bob = await joined(t, topic, "bob")
+    ann.leave(topic)
+    await t.settle()
+    assert ann.events()[-2:] == ["phx_reply", "phx_close"]
+
+    def bob_left(frame: list[Any]) -> bool:
+        return frame[3] == "presence_diff" and "ann" in frame[4]["leaves"]
+
+    await bob.wait_for(bob_left)
+    assert await t.services.extras["rooms"].presence.store.count(topic) == 1
+    await t.close()
+    assert await t.services.extras["rooms"].presence.store.count(topic) == 0
