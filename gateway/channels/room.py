@@ -127,6 +127,9 @@ class RoomChannel(Channel):
             return refused(Refusal(UNAUTHORIZED, "tracks"))
         if params.media == SFU and rooms.sfu is None:
             return refused(Refusal(SFU_NOT_CONFIGURED, "media", "this gateway has no --sfu-url"))
+        if user == SFU and rooms.sfu is not None:
+            # Front ends trust `from: "sfu"` to be the gateway's bridge: no member may be it.
+            return refused(Refusal(UNAUTHORIZED, "user_id", '"sfu" is the bridge\'s name'))
         self.room_id, self.user_id, self.tracks = room_id, user, params.tracks
         # Subscribed before tracking: once present, messages to this user must find us.
         self.subscribe(user_key(self.topic, user))

@@ -85,6 +85,12 @@ async def test_the_first_join_fixes_the_media(
     # In a mesh room "sfu" is just a user id that is not there.
     reply = await cid.push("offer", {"sdp": "v=0", "to": "sfu"})
     assert reply["response"]["reason"] == "recipient not in room"
+    # Nobody joins as "sfu" where the bridge speaks under that name.
+    mallory = await member(srv, mesh_room, user="sfu")
+    refusal = (await mallory.join())[4]
+    assert refusal["status"] == "error"
+    assert refusal["response"]["reason"] == "unauthorized"
+    assert refusal["response"]["field"] == "user_id"
 
 
 async def test_room_media_sfu_for_all_rooms(

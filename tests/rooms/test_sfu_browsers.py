@@ -42,8 +42,9 @@ const query = new URLSearchParams(location.search)
 const socket = new Socket(query.get("socket"), { params: { token: query.get("user") } })
 socket.connect()
 const room = socket.channel(`room:${query.get("room")}`, { media: "sfu" })
+window.room = room
 const onLoopback = (c) => c === "" || c.split(" ")[4] === "127.0.0.1"  // the test's rule
-const seen = (window.seen = { ready: [], unpublished: [], ended: [], errors: [] })
+const seen = (window.seen = { ready: [], unpublished: [], ended: [], errors: [], undeliverable: [] })
 
 let publisher = null                 // my RTCPeerConnection to the SFU
 const subscriptions = new Map()      // publisher user id -> RTCPeerConnection from the SFU
@@ -56,8 +57,21 @@ const trickle = (pc, extra) => {
   }
 }
 
+// Every join, a rejoin after a reconnect too, starts with nothing at the SFU: the gateway
+// ended the handles of the channel that dropped. So a rejoin closes what the page had.
+let joins = 0
 window.joined = new Promise((resolve, reject) =>
-  room.join().receive("ok", resolve).receive("error", reject))
+  room.join().receive("ok", (reply) => {
+    if (joins++ > 0) rejoined()
+    resolve(reply)
+  }).receive("error", reject))
+function rejoined() {
+  const wasPublishing = publisher !== null
+  for (const feed of [...subscriptions.keys()]) dropFeed(feed)
+  publisher?.close()
+  publisher = null
+  if (wasPublishing) window.publish()
+}
 
 window.publish = async () => {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true })
@@ -101,12 +115,16 @@ room.on("ice-candidate", async ({ from, publisher: feed, candidate, sdpMid, sdpM
   const pc = feed ? subscriptions.get(feed) : publisher
   await pc?.addIceCandidate(candidate ? { candidate, sdpMid, sdpMLineIndex } : null)
 })
+function dropFeed(feed) {
+  subscriptions.get(feed)?.close()
+  subscriptions.delete(feed)
+  document.querySelectorAll(`video[data-publisher="${feed}"]`).forEach((v) => v.remove())
+}
 room.on("unpublished", ({ from }) => {
   seen.unpublished.push(from)
-  subscriptions.get(from)?.close()
-  subscriptions.delete(from)
-  document.querySelectorAll(`video[data-publisher="${from}"]`).forEach((v) => v.remove())
+  dropFeed(from)
 })
+room.on("undeliverable", (p) => seen.undeliverable.push(p))
 room.on("sfu-ended", ({ reason }) => seen.ended.push(reason))
 
 // What arrives from each publisher: decoded video frames and audio packets.
