@@ -7,9 +7,7 @@ import contextlib
 import time
 from typing import Any
 
-import redis.asyncio as aredis
 from aiohttp import web
-from redis.asyncio.cluster import RedisCluster
 
 from gateway.appkeys import SERVICES, SETTINGS
 from gateway.channels.echo import EchoChannel
@@ -35,7 +33,7 @@ from gateway.sfu.janus import JanusClient
 from gateway.sfu.modes import MemoryRoomModes, RedisRoomModes, RoomModes
 from gateway.signaling.authorize import load_authorizer
 from gateway.signaling.grace import GraceQueue, MemoryGraceQueue
-from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore
+from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore, StoreClient, connect_store
 from gateway.signaling.rooms import RoomLimits, Rooms
 from gateway.signaling.sessions import MemorySessionStore, SessionStore
 from gateway.transports.history_http import add_history_routes
@@ -55,7 +53,7 @@ def build_router(settings: Settings) -> Router:
 def build_rooms(
     settings: Settings,
     pubsub: PubSub,
-    client: aredis.Redis | RedisCluster | None = None,
+    client: StoreClient | None = None,
     history: SessionStore | None = None,
 ) -> Rooms:
     """The room channels' shared parts: memory backends, or Redis ones every node shares;
@@ -154,17 +152,11 @@ def build_history_store(settings: Settings) -> PostgresSessionStore | None:
     )
 
 
-def build_store_client(settings: Settings) -> aredis.Redis | RedisCluster | None:
+def build_store_client(settings: Settings) -> StoreClient | None:
     """The room stores' Redis client; none without Redis."""
     if not settings.redis_url:
         return None
-    if settings.redis_cluster:
-        # A plain client would be answered MOVED for every key its seed node does not own.
-        return RedisCluster.from_url(
-            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0
-        )
-    # A paused or unreachable Redis fails a store call in seconds instead of holding it forever.
-    return aredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    return connect_store(settings.redis_url, settings.redis_cluster)
 
 
 def build_session_locator(settings: Settings) -> SessionLocator:

@@ -12,11 +12,11 @@ from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.router import Router
 from gateway.config import Settings
 from gateway.errors import CLOSE_POLICY, RATE_LIMITED, ConfigError
-from gateway.loadtest.recording import Recorder
 from gateway.observability.labels import EventClass
 from gateway.protocol.messages import Message
 from gateway.protocol.ratelimit import BucketSpec, FloodTracker, RateLimiter
 from gateway.pubsub.core import PubSub
+from gateway.recording import Recorder
 from gateway.runtime.hub import Hub
 from gateway.transports.idle import IdleReaper
 from gateway.transports.outbound_budget import OutboundBudget

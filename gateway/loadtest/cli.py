@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS, RecordingError
+from gateway.recording import DEFAULT_SCRUB_FIELDS, RecordingError
 
 EXIT_OK = 0
 EXIT_THRESHOLD = 1

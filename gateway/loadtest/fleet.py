@@ -53,7 +53,7 @@ def token_for(cfg: FleetConfig, n: int) -> str | None:
 
 
 def _replay_groups(cfg: FleetConfig) -> list[Hashable]:
-    from gateway.loadtest.recording import load_recordings
+    from gateway.recording import load_recordings
 
     recs = load_recordings(cfg.recordings)
     return [(recs[n % len(recs)].header.group_id, n // len(recs)) for n in range(cfg.users)]
@@ -117,8 +117,8 @@ class _Worker:
                 out.append((n, _bind_scenario(user, n, opts, shared, stop_ns)))
             return out
         from gateway.loadtest.plan import build_plans
-        from gateway.loadtest.recording import load_recordings
         from gateway.loadtest.replay import GroupCopy, replay_user
+        from gateway.recording import load_recordings
 
         plans = build_plans(load_recordings(cfg.recordings))
         by_group: dict[str, list[Any]] = {}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from gateway.loadtest.recording import (
+from gateway.recording import (
     DEFAULT_SCRUB_FIELDS,
     SUFFIX,
     Direction,

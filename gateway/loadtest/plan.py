@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import msgspec
 
 from gateway.loadtest import wire
-from gateway.loadtest.recording import SCRUBBED, Recording
+from gateway.recording import SCRUBBED, Recording
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 UUID_RE_B = re.compile(UUID_RE.pattern.encode())

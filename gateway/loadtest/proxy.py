@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from gateway.loadtest.recording import DEFAULT_SCRUB_FIELDS, Direction, Recorder, SessionRecorder
+from gateway.recording import DEFAULT_SCRUB_FIELDS, Direction, Recorder, SessionRecorder
 
 _CLOSE_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 

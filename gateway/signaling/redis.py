@@ -27,6 +27,19 @@ from gateway.signaling.sessions import (
     iso,
 )
 
+# The one client every room store of a node shares (presence, sessions, grace, media modes).
+StoreClient = aredis.Redis | RedisCluster
+
+
+def connect_store(url: str, cluster: bool) -> StoreClient:
+    """The room stores' client; it connects on first use."""
+    if cluster:
+        # A plain client would be answered MOVED for every key its seed node does not own.
+        return RedisCluster.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    # A paused or unreachable Redis fails a store call in seconds instead of holding it forever.
+    return aredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+
+
 _queued_enc = msgspec.msgpack.Encoder()
 _queued_dec = msgspec.msgpack.Decoder(Queued)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.loadtest.recording import SessionRecorder
 from gateway.protocol.messages import Frame
+from gateway.recording import SessionRecorder
 from gateway.runtime.sink import Sink
 
 

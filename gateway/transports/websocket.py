@@ -17,10 +17,10 @@ from aiohttp import WSMsgType, web
 
 from gateway.appkeys import SERVICES
 from gateway.errors import CLOSE_INTERNAL, CLOSE_TRY_AGAIN
-from gateway.loadtest.recording import SessionRecorder
 from gateway.observability import metrics
 from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
+from gateway.recording import SessionRecorder
 from gateway.runtime.connection import Connection
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
 from gateway.transports.outbound_budget import DEBTOR_BYTES, OutboundBudget

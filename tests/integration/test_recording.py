@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.loadtest.recording import load_recordings
+from gateway.recording import load_recordings
 from tests.integration.conftest import StartServer
 from tests.support.raw_ws import connect
 

@@ -12,10 +12,10 @@ from gateway.loadtest.fleet import FleetConfig, run_fleet
 from gateway.loadtest.har import import_har
 from gateway.loadtest.metrics import Metrics
 from gateway.loadtest.proxy import start_proxy
-from gateway.loadtest.recording import SCRUBBED, read_recording
 from gateway.loadtest.report import build_report
 from gateway.loadtest.user import VirtualUser
 from gateway.loadtest.wire import encode_binary_push
+from gateway.recording import SCRUBBED, read_recording
 from tests.loadtest.conftest import ServerFactory
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z

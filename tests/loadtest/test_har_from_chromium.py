@@ -18,7 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from gateway.loadtest.cli import main
 from gateway.loadtest.har_capture import HarCapture, launch_chromium
 from gateway.loadtest.plan import build_plan
-from gateway.loadtest.recording import SCRUBBED, read_recording
+from gateway.recording import SCRUBBED, read_recording
 from tests.support.browser import CHROMIUM
 from tests.support.gateway_proc import GatewayFactory
 

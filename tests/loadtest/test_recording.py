@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.loadtest.recording import (
+from gateway.recording import (
     SCRUBBED,
     FrameLine,
     Header,

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.loadtest.recording import (
+from gateway.recording import (
     SCRUBBED,
     Header,
     Recording,

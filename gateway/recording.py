@@ -1,6 +1,9 @@
 """The session recording format (versioned JSONL), its reader and writer, and the server-side
 `Recorder` that samples live connections into it.
 
+It sits beside both of its users: the server (`--record-dir`, `transports/recording.py`) and
+the load tester (`gateway/loadtest/`, which replays it), so neither imports the other.
+
 A recording is one file per WebSocket session:
 
     {"format":"phoenix-recording","version":1,"session_id":…,"group_id":…,"recorded_at":…,
