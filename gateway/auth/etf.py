@@ -1,6 +1,6 @@
 """A strict, bounded codec for the Erlang external term format carried by Phoenix.Token payloads.
 
-Only the tags a token payload needs are understood (phoenix-wire.md section 7.3). Executable or
+Only the tags a token payload needs are understood (docs/auth.md, "Phoenix.Token"). Executable or
 node-bound terms (funs, pids, references, ports) and every other tag are refused with `EtfError`,
 never another exception, so a hostile payload can only ever produce a clean refusal. Depth, sizes
 and the decompressed length are bounded before any allocation proportional to them.

@@ -1,4 +1,5 @@
-"""The `check_origin` policy of a socket, exactly as Phoenix applies it (phoenix-wire.md 1.5).
+"""The `check_origin` policy of a socket, exactly as Phoenix applies it (docs/auth.md,
+"Origin check"; phoenix/lib/phoenix/socket/transport.ex).
 
 Policies: `off` (no check), `host` (origin host equals the configured host), a list of allowed
 origins, or `conn` (origin scheme, host and port equal the request's own). A request without an

@@ -1,6 +1,7 @@
 """Verify (and sign) tokens made by `Phoenix.Token.sign/4`, byte for byte as plug_crypto does.
 
-Format and rules: phoenix-wire.md section 7. A token is
+Format and rules: docs/auth.md, "Phoenix.Token", and plug_crypto's
+lib/plug/crypto/message_verifier.ex. A token is
 `<b64url(header)>.<b64url(ETF payload)>.<b64url(HMAC)>`, the key is PBKDF2 of the endpoint's
 `secret_key_base` and a salt, and the payload is `{data, signed_at_ms, max_age_s}`.
 
@@ -32,7 +33,8 @@ MaxAge: TypeAlias = "float | Literal['infinity']"
 DEFAULT_MAX_AGE_S: Final = 86_400
 MAX_TOKEN_CHARS: Final = 8_192  # a token is read before it is trusted: keep the work bounded
 
-# The first segment names the MAC digest: base64 of "HS256", "HS384", "HS512" (section 7.1).
+# The first segment names the MAC digest: base64 of "HS256", "HS384", "HS512"
+# (plug_crypto, lib/plug/crypto/message_verifier.ex).
 _HEADER_TO_DIGEST: Final[dict[str, Digest]] = {
     "SFMyNTY": "sha256",
     "SFMzODQ": "sha384",
@@ -158,7 +160,8 @@ class PhoenixTokenVerifier:
         mac = _b64url_decode(encoded_mac)
         if payload is None or mac is None:
             return Rejected("invalid", "token segment is not base64url")
-        # The MAC covers the segments exactly as they appear in the token (section 7.1).
+        # The MAC covers the segments exactly as they appear in the token (as in
+        # plug_crypto's message_verifier.ex).
         expected = hmac.new(self._key, f"{header}.{encoded_payload}".encode(), digest).digest()
         if not hmac.compare_digest(expected, mac):
             return Rejected("invalid", "signature mismatch (wrong secret or salt, or tampered)")

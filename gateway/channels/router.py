@@ -11,7 +11,8 @@ class Router:
         self._cache: dict[str, type[Channel] | None] = {}
 
     def route(self, pattern: str, channel: type[Channel]) -> None:
-        """Declare `pattern` ("prefix*" or an exact topic); earlier routes win (section 3.2)."""
+        """Declare `pattern` ("prefix*" or an exact topic); earlier routes win (as in
+        Phoenix.Socket's `channel/3`, phoenix/lib/phoenix/socket.ex)."""
         if "*" in pattern[:-1]:
             raise ValueError("the splat may only end a pattern")
         prefix = pattern.endswith("*")

@@ -63,7 +63,8 @@ def _epoch(iso: str) -> float | None:
 
 
 def _params(query: str) -> dict[str, str]:
-    # Plug semantics: the last value of a repeated key wins (reference section 1.2).
+    # Plug semantics: the last value of a repeated key wins (docs/wire.md, "Endpoints
+    # and handshake").
     out: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         out[key] = value
@@ -84,7 +85,7 @@ def har_recordings(
         if not url.path.rstrip("/").endswith("/websocket") or entry.ws_messages is None:
             continue
         params = _params(url.query)
-        vsn = params.pop("vsn", "1.0.0")  # absent vsn means 1.0.0 (reference section 1.3)
+        vsn = params.pop("vsn", "1.0.0")  # absent vsn means 1.0.0 (docs/wire.md)
         messages = entry.ws_messages
         started = _epoch(entry.startedDateTime)
         first = min((m.time for m in messages), default=started or 0.0)

@@ -2,7 +2,7 @@
 
 The server-side serializers in `gateway.protocol` decode client frames and encode server frames;
 a load tester needs the mirror image. Text frames reuse them (a V2 array and a V1 object have
-the same shape in both directions); binary frames differ by direction (reference section 2.4),
+the same shape in both directions); binary frames differ by direction (docs/wire.md, "Frames"),
 so their client-side forms are built here.
 """
 
@@ -88,7 +88,7 @@ def encode_binary_push(join_ref: Any, ref: Any, topic: str, event: str, payload:
 
 
 def decode_binary(data: bytes) -> Inbound:
-    """A server binary frame: kind 0 push, 1 reply or 2 broadcast (reference section 2.4)."""
+    """A server binary frame: kind 0 push, 1 reply or 2 broadcast (docs/wire.md, "Frames")."""
     if not data:
         raise WireError("empty binary frame")
     kind = data[0]

@@ -1,6 +1,6 @@
 """Merges the presence diffs of one topic over a window into one equivalent `presence_diff`.
 
-Equivalence is judged by the client: phoenix.js `Presence.syncDiff` (reference section 6.2),
+Equivalence is judged by the client: phoenix.js `Presence.syncDiff` (phoenix/assets/js/phoenix/presence.js),
 applied to the state the client held before the window, must give the same metas, in the same
 order within each key, from the merged diff as from the original diffs one by one. syncDiff
 applies a diff's joins first, then its leaves; a join appends the joined metas after the

@@ -1,6 +1,6 @@
 """Phoenix.Presence's data model for one topic: keys holding metas, each meta named by a phx_ref.
 
-Wire shapes (reference section 6.1), all plain JSON-ready dicts:
+Wire shapes (docs/rooms.md, "Presence"; phoenix/lib/phoenix/presence.ex), all plain JSON-ready dicts:
 
 - `presence_state`: `{key: {"metas": [meta, ...]}}`
 - `presence_diff`:  `{"joins": {key: {"metas": [...]}}, "leaves": {key: {"metas": [...]}}}`,
@@ -161,7 +161,7 @@ class PresenceTopic:
     def update(self, key: str, old_ref: str, new_meta: Meta, *, ref: str | None = None) -> Diff:
         """Replace a meta: the new one gets a new phx_ref and `phx_ref_prev = old_ref`.
 
-        As in Phoenix (section 6.1), one diff carries the new meta in joins and the old one in
+        As in Phoenix (phoenix/lib/phoenix/presence.ex), one diff carries the new meta in joins and the old one in
         leaves. The new meta takes the old one's place in its key's order. Empty diff if
         `old_ref` is not tracked under `key`.
         """

@@ -1,7 +1,7 @@
 """JSON encoding that matches what Phoenix (Jason) writes, byte for byte.
 
 Compact, raw UTF-8, `/` unescaped, map keys sorted (Phoenix maps of up to 32 keys come out
-sorted), and control characters escaped as `\\u00XX` with upper-case hex (reference section 2.1).
+sorted), and control characters escaped as `\\u00XX` with upper-case hex (docs/wire.md, "Frames").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The long-poll transport's pure rules: session tokens, POST batches, statuses and bodies.
 
-Everything here is a value in, a value out (reference section 5); the aiohttp handlers and the
+Everything here is a value in, a value out (docs/longpoll.md, "How a session works"); the aiohttp handlers and the
 session objects only carry the decisions out.
 """
 
@@ -19,7 +19,7 @@ from gateway.protocol import jsonenc
 from gateway.protocol.messages import Message
 from gateway.protocol.serializers import Serializer
 
-# Statuses carried in the JSON body; the HTTP status is 200 (section 5).
+# Statuses carried in the JSON body; the HTTP status is 200 (docs/longpoll.md, "Status codes").
 OK: Final = 200
 NO_CONTENT: Final = 204
 FORBIDDEN: Final = 403
@@ -30,7 +30,7 @@ NDJSON: Final = "application/x-ndjson"
 MAX_LINES: Final = 100  # lines of one ndjson POST; the rest is ignored (Phoenix 1.8.9+)
 MAX_BASE64_LINE: Final = 10_000_000  # characters of one base64 line; over is HTTP 400
 TOKEN_MAX_AGE_S: Final = 1_209_600  # 14 days, Phoenix's long-poll crypto max_age
-IDLE_FACTOR: Final = 1.5  # a session ends after 1.5 x window_ms without a poll (section 5.7)
+IDLE_FACTOR: Final = 1.5  # a session ends after 1.5 x window_ms without a poll (docs/longpoll.md)
 TOKEN_HEADER: Final = "x-phoenix-longpoll-token"
 AUTH_HEADER: Final = "x-phoenix-authtoken"
 
@@ -38,7 +38,7 @@ _TOKEN_VERSION: Final = 1
 _KEY_LABEL: Final = b"gateway longpoll session token v1"
 
 
-# -- session tokens (section 5.1) -----------------------------------------------------------
+# -- session tokens (docs/longpoll.md, "Session tokens") ------------------------------------
 
 
 class SessionRef(msgspec.Struct, array_like=True, frozen=True):
@@ -116,13 +116,13 @@ class TokenSigner:
 
 
 def pick_token(header: str | None, query: object) -> str | None:
-    """The session token of a request: the header wins over the `token` param (section 5.1)."""
+    """The session token of a request: the header wins over the `token` param (docs/longpoll.md)."""
     if header:
         return header
     return query if isinstance(query, str) and query else None
 
 
-# -- POST bodies (section 5.3) --------------------------------------------------------------
+# -- POST bodies (docs/longpoll.md, "How a session works") ---------------------------------
 
 
 class BadBatch(ClientError):
@@ -179,7 +179,7 @@ def post_status(elapsed_s: float, window_s: float) -> int | None:
     return REQUEST_TIMEOUT if elapsed_s > window_s else None
 
 
-# -- sessions (sections 5.2 and 5.7) --------------------------------------------------------
+# -- sessions (docs/longpoll.md, "How a session works") -----------------------------------
 
 
 def idle_deadline(last_poll: float, window_s: float) -> float:

@@ -2,7 +2,7 @@
 
 A payload is `msgspec.Raw` (JSON, kept unparsed until a handler needs it) or `bytes` (a binary
 payload of a V2 binary frame). Refs are kept as the JSON values the client sent so replies echo
-them with the same type (reference section 2.1).
+them with the same type (docs/wire.md, "Frames").
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Frame:
     """One encoded server frame: the bytes of a text (UTF-8 JSON) or binary message.
 
     The WebSocket framing of `data` is cached on first use, so a broadcast written to many
-    sockets is framed once (Phoenix's fastlane, reference section 4.4).
+    sockets is framed once (Phoenix's fastlane, phoenix/lib/phoenix/channel/server.ex).
     """
 
     __slots__ = ("data", "text", "ws")

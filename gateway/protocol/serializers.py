@@ -1,4 +1,5 @@
-"""The V1 (JSON objects), V2 (JSON arrays) and V2 binary serializers (reference section 2).
+"""The V1 (JSON objects), V2 (JSON arrays) and V2 binary serializers (docs/wire.md,
+"Frames"; phoenix/lib/phoenix/socket/serializers/v2_json_serializer.ex).
 
 Decoding raises `MalformedFrame` for anything that is not a Phoenix message; the transport turns
 that into close 1011, as Phoenix does. Encoding builds the frames byte-exact with Phoenix 1.8.12.
@@ -241,7 +242,8 @@ _SEMVER = re.compile(
 
 
 def select_serializer(vsn: str | None) -> Serializer | None:
-    """The serializer for a `vsn` connect param (reference section 1.3), or None to refuse.
+    """The serializer for a `vsn` connect param (docs/wire.md, "Endpoints and
+    handshake"), or None to refuse.
 
     Absent means 1.0.0. Accepted: `~> 1.0.0` (1.0.x) and `~> 2.0.0` (2.0.x); pre-releases do not
     match a plain requirement, as in Elixir's `Version.match?/2`.

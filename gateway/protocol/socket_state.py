@@ -1,4 +1,5 @@
-"""Per-connection channel table and the decision each inbound message leads to (section 3).
+"""Per-connection channel table and the decision each inbound message leads to (docs/wire.md,
+"Frames").
 
 Pure: the connection feeds every decoded message to `decide` and carries out the returned
 decision. The table maps a topic to the join_ref it was joined with; at most one channel per
@@ -69,7 +70,7 @@ class SocketState:
                 return Decision(Action.REPLY, msg.join_ref, "ok", {})
             return UNMATCHED
         # Since 1.8.12 a null join_ref is accepted on a joined topic; anything else that differs
-        # (including "" from binary frames) is stale and dropped silently (section 3.4).
+        # (including "" from binary frames) is stale and dropped silently (docs/wire.md, "Frames").
         if msg.join_ref is None or msg.join_ref == current:
             return DELIVER_DECISION
         return DROP_DECISION

@@ -1,7 +1,8 @@
 """Local pub/sub with fastlane: subscribers by key, broadcasts encoded once per serializer.
 
 A broadcast walks the key's subscribers once. Events a subscriber intercepts go to its own
-`handle_out`; every other subscriber gets the same pre-encoded frame (reference section 4.4).
+`handle_out`; every other subscriber gets the same pre-encoded frame (Phoenix's
+fastlane, phoenix/lib/phoenix/channel/server.ex).
 The adapter carries the broadcast to other nodes, which dispatch it the same way.
 """
 

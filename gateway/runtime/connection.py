@@ -96,7 +96,8 @@ class Connection:
             self.services.pubsub.subscribe(self.info.socket_id, self)
 
     def shutdown(self, reason: str) -> None:
-        """The transport ended: stop every channel without a frame (section 3.8)."""
+        """The transport ended: stop every channel without a frame (as Phoenix does when a
+        transport process exits, phoenix/lib/phoenix/socket.ex)."""
         if self.closed:
             return
         self.closed = True
@@ -180,7 +181,7 @@ class Connection:
             if msg.event == "phx_join":
                 metrics.count_join("unmatched" if decision.join_ref is None else "limit")
             self.reply(decision.join_ref, msg.ref, msg.topic, decision.status, decision.response)
-        # Action.DROP: a stale join_ref gets nothing at all (section 3.4).
+        # Action.DROP: a stale join_ref gets nothing at all (docs/wire.md, "Frames").
 
     def _join(self, msg: Message) -> None:
         channel_cls = self.services.router.match(msg.topic)
@@ -211,7 +212,7 @@ class Connection:
         metrics.count_reply(status)
         self.send(self.serializer.reply(join_ref, ref, topic, status, response))
 
-    # -- the socket id subscription (reference section 4.1) ---------------------------------
+    # -- the socket id subscription (docs/wire.md, "Close codes": 1001) ---------------------
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
         if event == DISCONNECT:
             log.info("socket_disconnected", conn_id=self.id, user_id=self.info.user_id)

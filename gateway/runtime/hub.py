@@ -1,6 +1,6 @@
 """The node's live connections: counts for admission, and the graceful drain.
 
-Drain (reference section 3.11): stop accepting, close sockets with 1012 in batches so clients
+Drain (docs/wire.md, "Close codes": 1012): stop accepting, close sockets with 1012 in batches so clients
 reconnect elsewhere without a thundering herd, and give up waiting after a grace period.
 """
 

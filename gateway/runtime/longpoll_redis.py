@@ -130,7 +130,8 @@ class RedisSessionLocator:
                 log.info(
                     "longpoll_forward_failed", problem="no answer", node=node, kind=request.kind
                 )
-                # The owner has the batch but did not finish it within the window (section 5.3).
+                # The owner has the batch but did not finish it within the window
+                # (docs/longpoll.md, "Multi-node").
                 return TIMED_OUT if request.kind == POST else None
         finally:
             del self._pending[reply_to]

@@ -112,7 +112,7 @@ class LongPollSession:
         else:
             self.close(code, reason)
 
-    # -- idle shutdown (section 5.7) --------------------------------------------------------
+    # -- idle shutdown (docs/longpoll.md, "How a session works") ---------------------------
     def start_idle_timer(self) -> None:
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(rules.IDLE_FACTOR * self.window_s, self._check_idle)
@@ -159,7 +159,7 @@ class LongPollSession:
         return rules.Answer(200, rules.poll_body(rules.NO_CONTENT, self.token, []))
 
     def post(self, body: bytes, content_type: str | None) -> rules.Answer:
-        """Dispatch a batch into the connection, line by line, in order (section 5.3)."""
+        """Dispatch a batch into the connection, line by line, in order (docs/longpoll.md)."""
         conn = self.conn
         if conn is None or self._closed:
             return rules.GONE_ANSWER

@@ -51,7 +51,8 @@ _RESULTS: dict[str, ConnectResult] = {
 
 
 def split_subprotocols(header: str | None) -> tuple[str | None, list[str]]:
-    """The phoenix.js authToken and the remaining offered subprotocols (section 1.6)."""
+    """The phoenix.js authToken and the remaining offered subprotocols (docs/wire.md, "Endpoints and
+    handshake")."""
     if not header:
         return None, []
     entries = [p.strip() for p in header.split(",") if p.strip()]

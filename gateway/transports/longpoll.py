@@ -1,6 +1,6 @@
 """`/socket/longpoll`: GET opens or polls a session, POST sends to it, OPTIONS is CORS.
 
-Every answer is HTTP 200 with the protocol status in a JSON body (reference section 5); only an
+Every answer is HTTP 200 with the protocol status in a JSON body (docs/longpoll.md, "Status codes"); only an
 unsupported method or an unreadable body (too large, undecodable lines) gets HTTP 400. A
 session token that names another node is forwarded to that node through the `SessionLocator`.
 """
@@ -80,7 +80,7 @@ async def longpoll_handler(request: web.Request) -> web.StreamResponse:
     method = request.method
     if method not in ("GET", "POST", "OPTIONS"):
         return web.Response(status=400, headers=BASE_HEADERS)
-    # The origin check comes first for every method, preflights included (section 5.4).
+    # The origin check comes first for every method, preflights included (docs/longpoll.md).
     origin_check = longpoll.services.origin_check
     if origin_check is not None and not origin_check(request):
         log.info(

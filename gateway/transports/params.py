@@ -1,4 +1,5 @@
-"""Connect params from a query string, decoded as Plug does (reference section 1.2).
+"""Connect params from a query string, decoded as Plug does (docs/wire.md, "Endpoints and
+handshake").
 
 The last duplicate wins; `user[id]=1` nests into `{"user": {"id": "1"}}`; every value is a
 string; empty pairs (`?&vsn=2.0.0`, a trailing `&`) are skipped.

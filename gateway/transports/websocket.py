@@ -1,6 +1,6 @@
 """`/socket/websocket`: the upgrade checks, then frames in and out of one `Connection`.
 
-Order of checks before the upgrade follows Phoenix (reference section 1.4): method, origin,
+Order of checks before the upgrade follows Phoenix (docs/wire.md, "Endpoints and handshake"): method, origin,
 auth token from `Sec-WebSocket-Protocol`, subprotocols, vsn and connect; a refusal is an HTTP
 status with an empty body. After the upgrade nothing is sent until the client speaks.
 """
