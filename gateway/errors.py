@@ -40,12 +40,6 @@ class MalformedFrame(ClientError):
     """A frame that is not a Phoenix message (bad JSON, wrong shape, truncated binary)."""
 
 
-class InvalidUtf8(ClientError):
-    """A text frame that is not valid UTF-8."""
-
-    close_code = CLOSE_INVALID_DATA
-
-
 class EncodeError(GatewayError):
     """A value the chosen serializer cannot carry (binary on V1, header field over 255 bytes)."""
 

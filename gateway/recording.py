@@ -24,7 +24,7 @@ import datetime
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -305,9 +305,3 @@ class Recorder:
         fh = open(path, "wb")  # noqa: SIM115 - owned by the SessionRecorder, closed by close()
         fh.write(_encoder.encode(header) + b"\n")
         return SessionRecorder(fh, path, self._fields, self.max_frames)
-
-
-def iter_frames(recording: Recording, direction: Direction | None = None) -> Iterator[FrameLine]:
-    for frame in recording.frames:
-        if direction is None or frame.d == direction:
-            yield frame

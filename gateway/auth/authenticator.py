@@ -50,7 +50,6 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_audience: str | None = None
     jwt_user_claim: str = "sub"
     jwt_leeway: float = 0.0
-    signaling_requires_auth: bool = False
 
     def jwt_settings(self) -> JwtSettings:
         return JwtSettings(
@@ -143,10 +142,6 @@ class Authenticator:
             return self._with_jwt(self._jwt, token)
         # Nothing can check the token, so it proves nothing; the connection stays anonymous.
         return self._anonymous()
-
-    def may_signal(self, identity: Identity) -> bool:
-        """Whether this identity may use signaling (`signaling_requires_auth`)."""
-        return identity.authenticated or not self.settings.signaling_requires_auth
 
     def _anonymous(self) -> Identity:
         return Identity(self._new_user_id(), False, "anonymous")

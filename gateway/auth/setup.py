@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 
 from gateway.auth.authenticator import (
     Authenticator,
     AuthSettings,
-    Identity,
     parse_algorithms,
     parse_max_age,
 )
@@ -40,7 +39,6 @@ def auth_settings(s: Settings) -> AuthSettings:
         jwt_audience=s.jwt_audience or None,
         jwt_user_claim=s.jwt_user_claim,
         jwt_leeway=s.jwt_leeway,
-        signaling_requires_auth=s.signaling_requires_auth,
     )
 
 
@@ -63,7 +61,3 @@ def build_origin_check(s: Settings) -> Callable[[web.Request], bool] | None:
         return origin_allowed(request.headers.get("Origin"), policy, request.scheme, host, port)
 
     return check
-
-
-def identity_claims(identity: Identity) -> dict[str, Any]:
-    return dict(identity.claims)

@@ -22,9 +22,6 @@ PHX_CLOSE = "phx_close"
 PHX_ERROR = "phx_error"
 PRESENCE_STATE = "presence_state"
 PRESENCE_DIFF = "presence_diff"
-CONTROL_EVENTS = frozenset({PHX_JOIN, PHX_LEAVE, PHX_REPLY, PHX_CLOSE, PHX_ERROR})
-
-EMPTY_OBJECT = msgspec.Raw(b"{}")
 
 
 class Message(msgspec.Struct, gc=False):
@@ -64,8 +61,3 @@ class Frame:
 
     def __hash__(self) -> int:
         return hash((self.data, self.text))
-
-
-def is_empty_payload(payload: Payload) -> bool:
-    """True for `{}` (the payload of heartbeats, leaves and bare replies)."""
-    return isinstance(payload, msgspec.Raw) and bytes(payload).strip() in (b"{}", b"")

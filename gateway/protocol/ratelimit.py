@@ -51,17 +51,6 @@ class BucketSpec(msgspec.Struct, frozen=True):
             raise ValueError(f"burst must be >= 1, got {self.burst}")
 
 
-def default_specs() -> dict[str, BucketSpec]:
-    """The gateway's default classes; "join" is keyed per connection, "connect" per IP."""
-    return {
-        "signaling": BucketSpec(rate=5.0, burst=10),
-        "chat": BucketSpec(rate=5.0, burst=5),
-        "join": BucketSpec(rate=10.0, burst=10),
-        "connect": BucketSpec(rate=20.0, burst=20),
-        "other": BucketSpec(rate=20.0, burst=40),
-    }
-
-
 class _Class:
     """One event class: its constants, precomputed for the hot path, and its keys' TATs."""
 

@@ -14,7 +14,7 @@ import msgspec
 
 from gateway.errors import EncodeError, MalformedFrame
 from gateway.protocol.jsonenc import encode, encode_str
-from gateway.protocol.messages import PHX_REPLY, Frame, Message, Payload
+from gateway.protocol.messages import Frame, Message, Payload
 
 _NULL = b"null"
 
@@ -261,7 +261,3 @@ def select_serializer(vsn: str | None) -> Serializer | None:
     if major == 2:
         return V2
     return None
-
-
-def reply_event() -> str:
-    return PHX_REPLY

@@ -130,12 +130,6 @@ class PubSub:
         )
         return count
 
-    def local_broadcast(
-        self, key: str, event: str, payload: Any, *, topic: str | None = None
-    ) -> int:
-        """Deliver to this node's subscribers only."""
-        return self.dispatch(key, key if topic is None else topic, event, payload, None)
-
     def dispatch(
         self,
         key: str,

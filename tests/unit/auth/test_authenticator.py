@@ -234,16 +234,6 @@ def test_token_without_any_verifier_stays_anonymous() -> None:
     )
 
 
-def test_signaling_policy() -> None:
-    member = Identity("u", True, "jwt")
-    guest = Identity("g", False, "anonymous")
-    open_auth = Authenticator(AuthSettings(), clock)
-    assert open_auth.may_signal(member) and open_auth.may_signal(guest)
-    strict = Authenticator(AuthSettings(signaling_requires_auth=True), clock)
-    assert strict.may_signal(member)
-    assert not strict.may_signal(guest)
-
-
 def test_empty_strings_count_as_unset() -> None:
     auth = Authenticator(
         AuthSettings(phoenix_secret_key_base="", jwt_secret="", jwt_jwks_file=""), clock

@@ -91,6 +91,14 @@ async def test_signaling_requires_auth_refuses_guests_only() -> None:
     assert tracks["response"] == {"reason": "unauthorized", "field": "tracks"}
 
 
+async def test_guests_may_signal_by_default() -> None:
+    t, topic = ChannelTest.build(), room()
+    guest = await joined(t, topic, "guest", authenticated=False)
+    await joined(t, topic, "member")
+    reply = await guest.reply(guest.push(topic, "offer", {"to": "member", "sdp": SDP}))
+    assert reply["status"] == "ok"
+
+
 async def test_chat_is_broadcast_with_an_id_to_everyone() -> None:
     t, topic = ChannelTest.build(), room()
     ann = await joined(t, topic, "ann")

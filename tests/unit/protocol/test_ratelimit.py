@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.protocol.ratelimit import (
-    BucketSpec,
-    FloodRule,
-    FloodTracker,
-    RateLimiter,
-    default_specs,
-)
+from gateway.protocol.ratelimit import BucketSpec, FloodRule, FloodTracker, RateLimiter
+
+# Classes as the gateway configures them (services.limiter_specs), spelled out for the core.
+SPECS = {
+    "signaling": BucketSpec(5.0, 10),
+    "chat": BucketSpec(5.0, 5),
+    "join": BucketSpec(10.0, 10),
+}
 
 
 class FakeClock:
@@ -167,7 +168,7 @@ def test_sweep_drops_only_full_buckets() -> None:
 
 def test_forget_drops_every_class_of_a_key() -> None:
     clock = FakeClock()
-    rl = RateLimiter(default_specs(), clock)
+    rl = RateLimiter(SPECS, clock)
     for cls in ("chat", "signaling", "join"):
         rl.allow("conn1", cls)
     rl.allow("conn2", "chat")
@@ -219,8 +220,12 @@ def test_a_spray_of_new_keys_cannot_lock_out_a_newcomer() -> None:
     assert len(rl) == 1000
 
 
-def test_default_specs() -> None:
-    specs = default_specs()
+def test_the_configured_classes() -> None:
+    """The classes a node builds from its settings' defaults (config.py holds the numbers)."""
+    from gateway.config import load_settings
+    from gateway.services import limiter_specs
+
+    specs = limiter_specs(load_settings({}, environ={}))
     assert specs == {
         "signaling": BucketSpec(5.0, 10),
         "chat": BucketSpec(5.0, 5),
