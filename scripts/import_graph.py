@@ -65,10 +65,10 @@ def imports_of(path: Path, files: Iterable[str] = (), root: Path = ROOT) -> list
 
     def visit(node: ast.AST, type_only: bool, lazy: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.body:
-                visit(child, True, lazy)
-            for child in node.orelse:
-                visit(child, type_only, lazy)
+            for stmt in node.body:
+                visit(stmt, True, lazy)
+            for stmt in node.orelse:
+                visit(stmt, type_only, lazy)
             return
         if isinstance(node, ast.Import):
             for alias in node.names:
