@@ -25,8 +25,8 @@ from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.adapter import LocalAdapter, PubSubAdapter
 from gateway.pubsub.core import PubSub
 from gateway.pubsub.redis import RedisPubSubAdapter
+from gateway.runtime.longpoll_forward import PubSubSessionLocator
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
-from gateway.runtime.longpoll_redis import RedisSessionLocator
 from gateway.services import Services
 from gateway.sfu.bridge import SfuBridge
 from gateway.sfu.janus import JanusClient
@@ -159,11 +159,12 @@ def build_store_client(settings: Settings) -> StoreClient | None:
     return connect_store(settings.redis_url, settings.redis_cluster)
 
 
-def build_session_locator(settings: Settings) -> SessionLocator:
-    """How long-poll requests reach the node owning their session: through Redis, if any."""
+def build_session_locator(settings: Settings, pubsub: PubSub) -> SessionLocator:
+    """How long-poll requests reach the node owning their session: through the pub/sub that
+    joins the nodes (Redis or Redis Cluster), if any."""
     if settings.redis_url:
         timeout_s = settings.longpoll_pubsub_timeout_ms / 1000
-        return RedisSessionLocator(settings.redis_url, settings.node, timeout_s)
+        return PubSubSessionLocator(pubsub, settings.node, timeout_s)
     return LocalSessionLocator()
 
 
@@ -232,7 +233,7 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
     if settings.websocket:
         app.router.add_route("*", f"{base}/websocket", websocket_handler)
     if settings.longpoll:
-        add_longpoll(app, services, build_session_locator(settings))
+        add_longpoll(app, services, build_session_locator(settings, services.pubsub))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

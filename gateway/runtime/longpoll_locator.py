@@ -3,7 +3,7 @@
 A token names its owner node. When a request lands elsewhere (a load balancer without sticky
 sessions), the receiving node forwards it to the owner and relays the answer; an owner that
 does not answer within `pubsub_timeout` (Phoenix's `pubsub_timeout_ms`, 2 s) counts as gone.
-The local locator serves one node; the Redis one lives in `longpoll_redis.py`.
+The local locator serves one node; the one that crosses nodes lives in `longpoll_forward.py`.
 """
 
 from __future__ import annotations

@@ -111,10 +111,11 @@ async def test_owner_gone_means_session_gone(
     finally:
         a.proc.send_signal(signal.SIGCONT)
 
-    # A dead owner has no listener on its channel: gone at once, and a GET opens anew on b.
+    # A dead owner acknowledges nothing either: gone after the pubsub timeout, as Phoenix
+    # decides it, and a GET opens anew on b.
     await a.kill()
     started = time.monotonic()
     assert (await via_b.post(JOIN)).json == {"status": 410}
-    assert time.monotonic() - started < 0.4
+    assert time.monotonic() - started < 3.0
     fresh = await via_b.get()
     assert fresh.status == 410 and fresh.json["token"] != via_a.token

@@ -81,7 +81,6 @@ CONCRETE_BACKENDS = {
     "gateway.presence.memory",
     "gateway.presence.redis",
     "gateway.signaling.redis",
-    "gateway.runtime.longpoll_redis",
 }
 
 
@@ -92,12 +91,11 @@ def test_only_the_composition_root_picks_backends() -> None:
 
 
 # Where `redis` may be imported: the adapters that cross nodes and the stores that keep room
-# state there. The long-poll locator is one of the adapters until it rides the pub/sub one.
+# state there. Long-poll forwarding rides the pub/sub adapter and imports no `redis`.
 REDIS_MODULES = {
     "gateway.pubsub.redis",
     "gateway.pubsub.redis_cluster",
     "gateway.pubsub.redis_probe",
-    "gateway.runtime.longpoll_redis",
     "gateway.presence.redis",
     "gateway.presence.store",  # STORE_ERRORS: the Redis errors a store call may raise
     "gateway.signaling.redis",
