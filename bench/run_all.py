@@ -15,6 +15,7 @@ BENCHES = [
     "bench.bench_longpoll",
     "bench.bench_scale",
     "bench.bench_loadtest",
+    "bench.bench_sfu",
 ]
 
 
