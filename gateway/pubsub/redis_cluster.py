@@ -67,13 +67,14 @@ class ClusterLink:
 
     async def subscribe(self, channels: list[bytes]) -> None:
         self._check()
-        by_node: dict[str, tuple[ClusterNode, list[bytes]]] = {}
+        # One SSUBSCRIBE per slot: Redis refuses channels of several slots in one (CROSSSLOT).
+        by_slot: dict[int, tuple[ClusterNode, list[bytes]]] = {}
         for channel in channels:
             node = self._client.get_node_from_key(channel.decode())
             if node is None:
                 raise RedisConnectionError("no cluster node owns the slot (cluster is down?)")
-            by_node.setdefault(node.name, (node, []))[1].append(channel)
-        for node, chans in by_node.values():
+            by_slot.setdefault(self._client.keyslot(channel), (node, []))[1].append(channel)
+        for node, chans in by_slot.values():
             conn = await self._conn_for(node)
             await conn.send_command("SSUBSCRIBE", *chans, check_health=False)
             for channel in chans:
@@ -81,12 +82,12 @@ class ClusterLink:
 
     async def unsubscribe(self, channels: list[bytes]) -> None:
         self._check()
-        by_node: dict[str, list[bytes]] = {}
+        by_slot: dict[int, tuple[str, list[bytes]]] = {}
         for channel in channels:
             name = self._owner.pop(channel, None)
             if name is not None:
-                by_node.setdefault(name, []).append(channel)
-        for name, chans in by_node.items():
+                by_slot.setdefault(self._client.keyslot(channel), (name, []))[1].append(channel)
+        for name, chans in by_slot.values():
             conn = self._conns.get(name)
             if conn is not None:
                 await conn.send_command("SUNSUBSCRIBE", *chans, check_health=False)

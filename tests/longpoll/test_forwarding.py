@@ -15,6 +15,7 @@ from gateway.pubsub.core import PubSub
 from gateway.pubsub.redis import RedisPubSubAdapter
 from gateway.runtime.longpoll_forward import PubSubSessionLocator
 from gateway.runtime.longpoll_locator import LocalSessionLocator, Serve
+from tests.support.redis_cluster import LocalRedisCluster
 
 pytestmark = pytest.mark.redis
 
@@ -101,6 +102,33 @@ async def test_unknown_or_stopped_owner_is_gone_after_the_pubsub_timeout(node: S
         assert await requester.forward(name, POST, 1.0) is None
         # Nobody acknowledged within the pubsub timeout (0.3 s), as Phoenix decides it.
         assert 0.25 <= time.monotonic() - started < 1.0
+
+
+async def test_forwarding_over_a_redis_cluster(redis_cluster: LocalRedisCluster) -> None:
+    """With --redis-cluster the locator rides the sharded pub/sub like broadcasts do; the two
+    nodes are seeded from different primaries."""
+    pairs = []
+    for name, port in (("requester", redis_cluster.ports[0]), ("owner", redis_cluster.ports[1])):
+        url = f"redis://127.0.0.1:{port}/0"
+        pubsub = PubSub(name, RedisPubSubAdapter(url, name, cluster=True))
+        await pubsub.start()
+        locator = PubSubSessionLocator(pubsub, name, pubsub_timeout_s=1.0)
+        await locator.start(echo_serve)
+        pairs.append((pubsub, locator))
+    try:
+        requester = pairs[0][1]
+        deadline = time.monotonic() + 10
+        answer = None
+        while answer is None:  # until both nodes' subscriptions reached their shards
+            assert time.monotonic() < deadline, "no answer through the cluster"
+            answer = await requester.forward("owner", POST, 1.0)
+        assert answer.body == b"post:" + POST.body
+        answers = await asyncio.gather(*(requester.forward("owner", POLL, 1.0) for _ in range(10)))
+        assert [a.body if a else None for a in answers] == [b"poll:"] * 10
+    finally:
+        for pubsub, locator in pairs:
+            await locator.stop()
+            await pubsub.stop()
 
 
 async def test_local_locator_reaches_no_other_node() -> None:
