@@ -66,6 +66,8 @@ class PresenceTracker:
         self.mine: dict[str, tuple[str, str, Meta]] = {}
         #: Untracks the store could not take (it was unreachable): retried by the keepalive.
         self.unfinished: list[tuple[str, str, str]] = []
+        #: Keepalives that still put this node's entries back after the store had lost them.
+        self._retracks_left = 0
         pubsub.on_remote_presence = self.observe
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -88,8 +90,15 @@ class PresenceTracker:
         while True:
             await asyncio.sleep(period)
             try:
-                if not await self.store.refresh(self.node, self.ttl_s) and self.mine:
-                    await self.retrack()
+                if not await self.store.refresh(self.node, self.ttl_s):
+                    # Another node may be expiring this one right now (its deadline lapsed
+                    # during a stall or a Redis pause) and delete entries as we put them back:
+                    # put them back on the next two keepalives as well, after its cleanup.
+                    self._retracks_left = 3
+                if self._retracks_left:
+                    self._retracks_left -= 1
+                    if self.mine:
+                        await self.retrack()
                 while self.unfinished:
                     topic, key, ref = self.unfinished[-1]
                     await self.store.untrack(topic, key, ref)
