@@ -55,9 +55,12 @@ async def test_chat_rooms_of_ten_deliver_to_every_member(phoenix_server: ServerF
     rooms = Counter(srv.topics_joined)
     assert len(rooms) == 2 and set(rooms.values()) == {10}
     pushes = report.latency["reply"].count
+    sent = report.messages_sent - 20  # minus the joins
     # Each new_msg is broadcast to the 10 members of its room; a member that joined a moment
-    # later, or closed a moment earlier, misses the odd one at the edges of the run.
-    assert pushes * 10 * 0.9 <= report.latency["delivery"].count <= pushes * 10
+    # later, or closed a moment earlier, misses the odd one at the edges of the run. A push sent
+    # at the very end may be delivered to its room before the run ends but its reply after.
+    assert pushes <= sent
+    assert pushes * 10 * 0.9 <= report.latency["delivery"].count <= sent * 10
 
 
 async def test_broadcast_room_fans_out(phoenix_server: ServerFactory) -> None:

@@ -101,6 +101,10 @@ async def test_a_paused_redis_stalls_no_reply_and_readyz_says_degraded(
     for c in (ann, bob):
         assert (await c.join("c", topic))["status"] == "ok"
     await bob.expect(lambda e: e["ev"] == "presence_sync" and len(e["list"]) == 2, 5)
+    # One offer through before the pause: bob's join (its grace-queue claim, a Redis call) is
+    # done, so what follows measures the pause alone.
+    await _offers(ann, "bob", range(-1, 0))
+    assert await _received(bob, 1) == [-1]
     assert two_nodes.redis.proc is not None
     pid = two_nodes.redis.proc.pid
     os.kill(pid, signal.SIGSTOP)
