@@ -63,15 +63,24 @@ function peerFor(peerId) {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy })
   // Negotiated out of band (same id on both sides): no glare over who creates it.
   const dc = pc.createDataChannel("demo", { negotiated: true, id: 0 })
-  peer = { pc, dc, polite: me > peerId, makingOffer: false, ignoreOffer: false, pending: [] }
+  // `id` names this connection in its signals and `remote` the other side's, so a peer that
+  // started over (its connection failed) is told from a renegotiation of the old one.
+  peer = { pc, dc, id: crypto.randomUUID(), remote: null, polite: me > peerId, makingOffer: false, ignoreOffer: false, pending: [] }
   peers.set(peerId, peer)
 
   dc.onopen = dc.onclose = () => { $("dc-state").textContent = dc.readyState }
   dc.onmessage = ({ data }) => log("data-log", `${peerId.slice(0, 8)}: ${data}`)
-  pc.onconnectionstatechange = () => { $("conn-state").textContent = pc.connectionState }
+  pc.onconnectionstatechange = () => {
+    $("conn-state").textContent = pc.connectionState
+    if (pc.connectionState !== "failed" || peers.get(peerId)?.pc !== pc) return
+    // Start over: the impolite side offers a new connection, the polite side waits for it.
+    pc.close()
+    peers.delete(peerId)
+    if (!peer.polite) peerFor(peerId)
+  }
   pc.onicecandidate = ({ candidate }) => {
     const init = candidate ? candidate.toJSON() : { candidate: "", sdpMid: null, sdpMLineIndex: null }
-    send("ice-candidate", { ...init, to: peerId })
+    send("ice-candidate", { ...init, to: peerId, pc: peer.id })
   }
   pc.onnegotiationneeded = async () => {
     // The first offer is the impolite peer's: two simultaneous first offers (both pages add
@@ -81,7 +90,7 @@ function peerFor(peerId) {
     try {
       peer.makingOffer = true
       await pc.setLocalDescription()
-      send("offer", { sdp: pc.localDescription.sdp, type: "offer", to: peerId })
+      send("offer", { sdp: pc.localDescription.sdp, type: "offer", to: peerId, pc: peer.id })
     } catch (err) {
       status(`offer failed: ${err}`)
     } finally {
@@ -108,7 +117,13 @@ function removeVideo(peerId) {
 }
 
 async function onDescription(payload) {
-  const peer = peerFor(payload.from)
+  let peer = peerFor(payload.from)
+  if (payload.type === "offer" && payload.pc && peer.remote && payload.pc !== peer.remote) {
+    peer.pc.close() // the other side started a new connection: follow it
+    peers.delete(payload.from)
+    peer = peerFor(payload.from)
+  }
+  if (payload.pc) peer.remote = payload.pc
   const { pc } = peer
   const description = new RTCSessionDescription({ type: payload.type, sdp: payload.sdp })
   const collision = description.type === "offer" && (peer.makingOffer || pc.signalingState !== "stable")
@@ -118,7 +133,7 @@ async function onDescription(payload) {
   for (const candidate of peer.pending.splice(0)) await addCandidate(peer, candidate)
   if (description.type === "offer") {
     await pc.setLocalDescription()
-    send("answer", { sdp: pc.localDescription.sdp, type: "answer", to: payload.from })
+    send("answer", { sdp: pc.localDescription.sdp, type: "answer", to: payload.from, pc: peer.id })
   }
 }
 
@@ -133,6 +148,7 @@ async function addCandidate(peer, { candidate, sdpMid, sdpMLineIndex, usernameFr
 
 async function onCandidate(payload) {
   const peer = peerFor(payload.from)
+  if (payload.pc && peer.remote && payload.pc !== peer.remote) return // an old connection's
   // Before the remote description the candidate cannot be added yet: keep it for later.
   if (!peer.pc.remoteDescription) peer.pending.push(payload)
   else await addCandidate(peer, payload)
