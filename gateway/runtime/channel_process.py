@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.channel")
 
-_JOIN, _IN, _OUT, _INFO, _REFUSED = 0, 1, 2, 3, 4
+_JOIN, _IN, _OUT, _INFO, _REFUSED, _PUSH = 0, 1, 2, 3, 4, 5
 _ids = itertools.count(1)
 # Tasks that finish a channel after its socket is gone: kept so they are not collected.
 _orphans: set[asyncio.Task[None]] = set()
@@ -158,7 +158,7 @@ class ChannelProcess:
     def deliver_targeted(self, event: str, payload: Any) -> None:
         """A message for this channel alone: a push with its join_ref, after the join reply."""
         if event in self.intercepts or not self.ready or self._busy or self.inbox:
-            self._submit((_OUT, event, payload))
+            self._submit((_PUSH, event, payload))
         else:
             self.push(event, payload)
 
@@ -283,6 +283,14 @@ class ChannelProcess:
             self.reply(item[1].ref, "error", item[2])
             return None
         if kind == _OUT:
+            out = self.channel.handle_out(item[1], item[2])
+            return (out, None, None) if _awaitable(out) else None
+        if kind == _PUSH:
+            # A targeted message that waited its turn: still this client's, not a broadcast
+            # the channel may drop, unless the channel intercepts its event.
+            if item[1] not in self.intercepts:
+                self.push(item[1], item[2])
+                return None
             out = self.channel.handle_out(item[1], item[2])
             return (out, None, None) if _awaitable(out) else None
         if kind == _INFO:

@@ -136,3 +136,36 @@ async def test_a_disconnect_terminates_without_frames_to_the_client() -> None:
     assert Recorder.reasons == ["test disconnect"]
     assert len(ann.frames) == count
     assert ann.sink.closed
+
+
+class Inbox(Channel):
+    """A member's own key, subscribed at join; an `after_join` that waits; broadcasts dropped."""
+
+    __slots__ = ()
+    gate: asyncio.Event
+
+    def join(self, payload: Payload) -> Reply:
+        self.subscribe(f"{self.topic}#me")
+        return ok({})
+
+    async def after_join(self) -> None:
+        self.push("welcome", {})
+        await self.gate.wait()
+        self.push("settled", {})
+
+    def handle_out(self, event: str, payload: Any) -> None:
+        return None  # a room drops intercepted broadcasts it does not want
+
+
+async def test_a_targeted_message_that_waits_for_after_join_is_still_pushed() -> None:
+    t = ChannelTest.build()
+    t.route("inbox:*", Inbox)
+    Inbox.gate = asyncio.Event()
+    ann = t.connect("ann")
+    ann.join("inbox:1")
+    await ann.wait_for(lambda f: f[3] == "welcome")
+    t.services.pubsub.broadcast("inbox:1#me", "offer", {"n": 1}, topic="inbox:1")
+    Inbox.gate.set()
+    await t.settle()
+    assert ann.events() == ["phx_reply", "welcome", "settled", "offer"]
+    assert ann.frames[-1] == ["1", None, "inbox:1", "offer", {"n": 1}]
