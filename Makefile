@@ -38,13 +38,13 @@ test: venv static
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway loadtest tests bench
+	$(BIN)/ruff format --check gateway loadtest tests bench
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff format gateway tests bench
-	$(BIN)/ruff check --fix gateway tests bench
+	$(BIN)/ruff format gateway loadtest tests bench
+	$(BIN)/ruff check --fix gateway loadtest tests bench
 
 bench: venv static
 	@scripts/setup-test-deps.sh

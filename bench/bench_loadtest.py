@@ -27,9 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.loadtest.fleet import FleetConfig, run_fleet  # noqa: E402
-from gateway.loadtest.report import build_report  # noqa: E402
-from gateway.loadtest.scenarios import ScenarioOptions  # noqa: E402
+from loadtest.fleet import FleetConfig, run_fleet  # noqa: E402
+from loadtest.report import build_report  # noqa: E402
+from loadtest.scenarios import ScenarioOptions  # noqa: E402
 
 
 def _free_port() -> int:

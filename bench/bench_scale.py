@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import free_port, percentile, server
-from gateway.loadtest.wsclient import encode_frame
+from loadtest.wsclient import encode_frame
 
 PAYLOAD = '{"n":"%08d"}'
 WS_PATH = "/socket/websocket?vsn=2.0.0"

@@ -56,13 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--database-url", default=None, help="PostgreSQL URL (env GATEWAY_DATABASE_URL)"
     )
+    add_loadtest_command(sub)
+    return parser
+
+
+def add_loadtest_command(sub: Any) -> None:
+    """`loadtest …` runs the load tester, a sibling package, when it is installed."""
     try:
-        from gateway.loadtest.cli import add_loadtest_parser
+        from loadtest.cli import add_loadtest_parser
     except ImportError:
-        pass
+        stub = sub.add_parser("loadtest", help="the load tester (not installed)", add_help=False)
+        stub.add_argument("rest", nargs=argparse.REMAINDER)
+        stub.set_defaults(handler=_no_loadtest)
     else:
         add_loadtest_parser(sub)
-    return parser
+
+
+def _no_loadtest(args: argparse.Namespace) -> int:
+    print(
+        "gateway: the load tester is not installed: install the repository with its "
+        "loadtest extra (pip install -e '.[loadtest]')",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

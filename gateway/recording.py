@@ -2,7 +2,7 @@
 `Recorder` that samples live connections into it.
 
 It sits beside both of its users: the server (`--record-dir`, `transports/recording.py`) and
-the load tester (`gateway/loadtest/`, which replays it), so neither imports the other.
+the load tester (`loadtest/`, beside the server, which replays it), so neither imports the other.
 
 A recording is one file per WebSocket session:
 

@@ -1,9 +1,10 @@
-"""Print the gateway package's import graph: module -> modules, layer -> layer, and any cycle.
+"""Print the import graph of the server (`gateway`) and the load tester beside it (`loadtest`):
+module -> modules, layer -> layers, and any cycle.
 
     .venv/bin/python scripts/import_graph.py [--modules] [--runtime-only]
 
 A layer is a subpackage of `gateway` (`runtime`, `channels`, ...) or a top-level module
-(`app`, `services`, ...). Imports are read from the source (relative ones resolved), so nothing
+(`app`, `services`, ...); the load tester is one layer, `loadtest`. Imports are read from the source (relative ones resolved), so nothing
 is imported or run. Type-only imports (under `if TYPE_CHECKING:`) are marked `(type)` and count
 for cycles unless --runtime-only is given. tests/unit/test_architecture.py reads the same graph.
 Exits 1 when there is a cycle between layers.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "gateway"
+PACKAGES = ("gateway", "loadtest")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,11 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 
 
 def package_files(root: Path = ROOT) -> dict[str, Path]:
-    return {module_name(p, root): p for p in sorted((root / PACKAGE).rglob("*.py"))}
+    return {
+        module_name(p, root): p
+        for package in PACKAGES
+        for p in sorted((root / package).rglob("*.py"))
+    }
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -88,7 +93,7 @@ def imports_of(path: Path, files: Iterable[str] = (), root: Path = ROOT) -> list
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else parts[0]
+    return parts[1] if parts[0] == "gateway" and len(parts) > 1 else parts[0]
 
 
 def graph(root: Path = ROOT, runtime_only: bool = False) -> dict[str, set[str]]:
@@ -102,7 +107,7 @@ def graph(root: Path = ROOT, runtime_only: bool = False) -> dict[str, set[str]]:
             target = imp.target
             while target and target not in files:  # `import gateway.x.y` of a name in gateway.x
                 target = target.rpartition(".")[0]
-            if target.startswith(PACKAGE + ".") and target != module:
+            if target.startswith(tuple(p + "." for p in PACKAGES)) and target != module:
                 edges[module].add(target)
     return edges
 

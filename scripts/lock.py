@@ -3,7 +3,8 @@
 `constraints.txt` pins the whole closure of pyproject's runtime dependencies and its `dev` and
 `loadtest` extras (plus pip and setuptools, which build the package); `make` installs with it as
 a pip constraint, so a fresh clone gets exactly these versions whatever the registry serves
-today. `deploy/requirements.lock` is the runtime part of the same pins, which the image installs.
+today. `deploy/requirements.lock` is the runtime part of the same pins, which the image installs,
+plus setuptools, with which the image builds the package.
 
     .venv/bin/python scripts/lock.py            # print both, change nothing
     .venv/bin/python scripts/lock.py --check    # exit 1 when either file is stale
@@ -75,7 +76,7 @@ def render_pins(what: str, pins: dict[str, str]) -> str:
 
 
 def render() -> dict[Path, str]:
-    runtime = closure(runtime_requirements())
+    runtime = closure([*runtime_requirements(), Requirement("setuptools")])
     everything = closure(runtime_requirements() + extra_requirements())
     everything.update(closure([Requirement(name) for name in BUILD_TOOLS]))
     return {

@@ -251,6 +251,8 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_exec_cmd() -> N
     assert ("EXPOSE", str(DEFAULTS.port)) in pairs
     runs = " ".join(arg for ins, arg in pairs if ins == "RUN")
     assert "npm ci" in runs and "-r deploy/requirements.lock" in runs and "--no-deps" in runs
+    copies = [arg for ins, arg in pairs if ins == "COPY"]
+    assert "gateway ./gateway" in copies and not any("loadtest" in arg for arg in copies)
     env = " ".join(arg for ins, arg in pairs if ins == "ENV")
     assert "GATEWAY_HOST=0.0.0.0" in env
 
@@ -277,6 +279,9 @@ def test_lock_files_are_the_closure_of_pyproject_and_agree() -> None:
     assert all(everything[name] == version for name, version in runtime.items())
     assert {"aiohttp", "msgspec", "redis", "uvloop", "prometheus-client"} <= runtime.keys()
     assert not runtime.keys() & {"pytest", "mypy", "ruff", "playwright", "hypothesis"}
+    # The load tester's own dependencies stay out of the server's image.
+    assert not runtime.keys() & {"hdrhistogram", "matplotlib"}
+    assert "setuptools" in runtime  # the image builds the package with it (--no-build-isolation)
 
 
 # -- HAProxy ------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.loadtest.fleet import FleetConfig, run_fleet
-from gateway.loadtest.metrics import Metrics
-from gateway.loadtest.proxy import start_proxy
-from gateway.loadtest.report import build_report
-from gateway.loadtest.scenarios import ScenarioOptions
-from gateway.loadtest.user import VirtualUser
 from gateway.recording import read_recording
+from loadtest.fleet import FleetConfig, run_fleet
+from loadtest.metrics import Metrics
+from loadtest.proxy import start_proxy
+from loadtest.report import build_report
+from loadtest.scenarios import ScenarioOptions
+from loadtest.user import VirtualUser
 from tests.support.gateway_proc import GatewayFactory
 
 # Every virtual user comes from 127.0.0.1: per-address limits would refuse most of them.

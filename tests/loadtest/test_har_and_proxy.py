@@ -8,14 +8,14 @@ import base64
 import json
 from pathlib import Path
 
-from gateway.loadtest.fleet import FleetConfig, run_fleet
-from gateway.loadtest.har import import_har
-from gateway.loadtest.metrics import Metrics
-from gateway.loadtest.proxy import start_proxy
-from gateway.loadtest.report import build_report
-from gateway.loadtest.user import VirtualUser
-from gateway.loadtest.wire import encode_binary_push
 from gateway.recording import SCRUBBED, read_recording
+from loadtest.fleet import FleetConfig, run_fleet
+from loadtest.har import import_har
+from loadtest.metrics import Metrics
+from loadtest.proxy import start_proxy
+from loadtest.report import build_report
+from loadtest.user import VirtualUser
+from loadtest.wire import encode_binary_push
 from tests.loadtest.conftest import ServerFactory
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from gateway.loadtest.cli import main
-from gateway.loadtest.har_capture import HarCapture, launch_chromium
-from gateway.loadtest.plan import build_plan
+from gateway.cli import main  # `python -m gateway loadtest …`, as docs/loadtest.md runs it
 from gateway.recording import SCRUBBED, read_recording
+from loadtest.har_capture import HarCapture, launch_chromium
+from loadtest.plan import build_plan
 from tests.support.browser import CHROMIUM
 from tests.support.gateway_proc import GatewayFactory
 

@@ -7,10 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from gateway.loadtest.cli import EXIT_OK, EXIT_THRESHOLD, main
-from gateway.loadtest.fleet import FleetConfig, run_fleet
-from gateway.loadtest.report import Report, build_report
-from gateway.loadtest.scenarios import ScenarioOptions
+from loadtest.cli import EXIT_OK, EXIT_THRESHOLD, main
+from loadtest.fleet import FleetConfig, run_fleet
+from loadtest.report import Report, build_report
+from loadtest.scenarios import ScenarioOptions
 from tests.loadtest.conftest import ServerFactory
 
 # Long enough that scheduling noise on a busy two-core machine stays well inside 10%.
@@ -58,7 +58,7 @@ async def test_paced_mode_corrects_for_coordinated_omission(phoenix_server: Serv
 
 async def test_thresholds_set_the_exit_code(phoenix_server: ServerFactory, tmp_path: Path) -> None:
     srv = await phoenix_server(delay=0.02)
-    base = ["loadtest", "scenario", "echo", "--url", srv.url, "--users", "3", "--duration", "1",
+    base = ["scenario", "echo", "--url", srv.url, "--users", "3", "--duration", "1",
             "--rate", "0", "--quiet"]  # fmt: skip
     report_path = tmp_path / "report.json"
     chart_path = tmp_path / "chart.png"
@@ -87,7 +87,7 @@ async def test_error_rate_threshold_fails_on_refused_joins(
     report_path = tmp_path / "r.json"
     code = await asyncio.to_thread(
         main,
-        ["loadtest", "scenario", "chat-rooms", "--url", srv.url, "--users", "4", "--duration",
+        ["scenario", "chat-rooms", "--url", srv.url, "--users", "4", "--duration",
          "1", "--max-error-rate", "0.1", "--quiet", "--json", str(report_path)],
     )  # fmt: skip
     assert code == EXIT_THRESHOLD
@@ -122,6 +122,6 @@ async def test_one_worker_drives_over_20k_messages_per_cpu_second(
 
 async def test_missing_recordings_are_a_usage_error(tmp_path: Path) -> None:
     code = await asyncio.to_thread(
-        main, ["loadtest", "replay", str(tmp_path / "nothing"), "--url", "ws://127.0.0.1:1/socket"]
+        main, ["replay", str(tmp_path / "nothing"), "--url", "ws://127.0.0.1:1/socket"]
     )
     assert code == 2

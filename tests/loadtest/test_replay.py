@@ -8,9 +8,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from gateway.loadtest.fleet import FleetConfig, run_fleet
-from gateway.loadtest.report import build_report
 from gateway.recording import FrameLine, Header, Recording, write_recording
+from loadtest.fleet import FleetConfig, run_fleet
+from loadtest.report import build_report
 from tests.loadtest.conftest import ServerFactory
 
 ROOM = "room:0b7e7c1e-5a51-4c1a-9d55-0d2e8f6c1a11"

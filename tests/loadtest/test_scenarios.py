@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from gateway.loadtest.fleet import FleetConfig, assign, run_fleet
-from gateway.loadtest.report import build_report
-from gateway.loadtest.scenarios import ScenarioOptions
+from loadtest.fleet import FleetConfig, assign, run_fleet
+from loadtest.report import build_report
+from loadtest.scenarios import ScenarioOptions
 from tests.loadtest.conftest import ServerFactory
 
 

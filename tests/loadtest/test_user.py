@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.loadtest.metrics import Metrics
-from gateway.loadtest.user import VirtualUser
+from loadtest.metrics import Metrics
+from loadtest.user import VirtualUser
 from tests.loadtest.conftest import ServerFactory
 
 

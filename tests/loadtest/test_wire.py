@@ -5,8 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gateway.loadtest import wire
-from gateway.loadtest.wsclient import _mask, encode_frame
+from gateway.protocol import jsonenc as server_json
+from gateway.protocol.serializers import V1, V2
+from loadtest import jsonenc, wire
+from loadtest.wsclient import _mask, encode_frame
 
 
 def test_client_binary_push_matches_reference_bytes() -> None:
@@ -47,6 +49,53 @@ def test_text_frames_v2_and_v1() -> None:
         b'{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"1","topic":"t"}',
     )
     assert (v1_reply.ref, v1_reply.status) == ("1", "ok")
+
+
+# The load tester keeps its own codec (it sees the server only through the wire); these hold it
+# to the server's, frame for frame.
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"b": 1, "a": [None, True, 1.5]}, "a/b \x01 \u00e9 \U0001f600", {"z": {"y": "\x1f"}}, None],
+)
+def test_json_is_encoded_as_the_server_encodes_it(value: object) -> None:
+    assert jsonenc.encode(value) == server_json.encode(value)
+    assert jsonenc.normalize(server_json.encode(value)) == server_json.encode(value)
+
+
+@pytest.mark.parametrize("ref", [None, "4", 4])
+def test_client_frames_decode_on_the_server_as_sent(ref: object) -> None:
+    for vsn, serializer in (("2.0.0", V2), ("1.0.0", V1)):
+        data = wire.encode_text(vsn, "3", ref, "room:lobby", "new_msg", b'{"body":"hi"}')
+        msg = serializer.decode_text(data)
+        assert (msg.join_ref, msg.ref, msg.topic, msg.event) == ("3", ref, "room:lobby", "new_msg")
+        assert wire.decode_client(vsn, data, text=True) == wire.Inbound(
+            "3", ref, "room:lobby", "new_msg", msgspec.Raw(b'{"body":"hi"}')
+        )
+    binary = wire.encode_binary_push("3", "4", "room:lobby", "new_msg", b"\x00\x01")
+    msg = V2.decode_binary(binary)
+    assert (msg.join_ref, msg.ref, msg.topic, msg.event, msg.payload) == (
+        "3", "4", "room:lobby", "new_msg", b"\x00\x01",
+    )  # fmt: skip
+    assert wire.decode_client("2.0.0", binary, text=False).payload == b"\x00\x01"
+    with pytest.raises(wire.WireError):
+        wire.decode_client("1.0.0", binary, text=False)
+
+
+def test_server_frames_decode_as_the_server_meant_them() -> None:
+    reply = V2.reply("3", "4", "room:lobby", "ok", {"user_id": "7"})
+    got = wire.decode("2.0.0", reply.data, reply.text)
+    assert (got.ref, got.status, bytes(got.payload)) == ("4", "ok", b'{"user_id":"7"}')
+    binary = V2.reply("3", "4", "room:lobby", "ok", b"\x09")
+    got = wire.decode("2.0.0", binary.data, binary.text)
+    assert (got.ref, got.status, got.payload) == ("4", "ok", b"\x09")
+    push = V1.push(None, "room:lobby", "new_msg", {"body": "hi"})
+    got = wire.decode("1.0.0", push.data, push.text)
+    assert (got.topic, got.event, bytes(got.payload)) == ("room:lobby", "new_msg", b'{"body":"hi"}')
+    for bad in (b"[1,2,3]", b'["1","2",3,"e",{}]', b"not json"):
+        with pytest.raises(wire.WireError):
+            wire.decode("2.0.0", bad, True)
 
 
 def test_masking_round_trips() -> None:

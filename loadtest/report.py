@@ -8,8 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.loadtest.fleet import FleetResult
-from gateway.loadtest.metrics import (
+from loadtest.fleet import FleetResult
+from loadtest.metrics import (
     KINDS,
     Counters,
     LatencySummary,

@@ -1,9 +1,9 @@
 """The client side of the Phoenix wire: encode what a client sends, decode what a server sends.
 
-The server-side serializers in `gateway.protocol` decode client frames and encode server frames;
-a load tester needs the mirror image. Text frames reuse them (a V2 array and a V1 object have
-the same shape in both directions); binary frames differ by direction (docs/wire.md, "Frames"),
-so their client-side forms are built here.
+Text frames are V2 arrays `[join_ref, ref, topic, event, payload]` or V1 objects
+`{topic, event, payload, ref, join_ref}`, the same shape in both directions; binary frames
+differ by direction (docs/wire.md, "Frames"). The load tester reads and writes them itself: it
+sees the server only through the wire.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.protocol.jsonenc import encode_str
-from gateway.protocol.serializers import V1, V2
+from loadtest.jsonenc import encode
 
 # Phoenix's reply envelope; `response` is kept raw because only matching needs to look inside.
 PHX_REPLY = "phx_reply"
@@ -41,15 +40,25 @@ class _Reply(msgspec.Struct, gc=False):
     response: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class _V2Array(msgspec.Struct, array_like=True, gc=False):
+    join_ref: Any
+    ref: Any
+    topic: Any
+    event: Any
+    payload: msgspec.Raw
+
+
+class _V1Object(msgspec.Struct, gc=False):
+    topic: Any
+    event: Any
+    payload: msgspec.Raw
+    ref: Any
+    join_ref: Any = None
+
+
 _reply_decoder = msgspec.json.Decoder(_Reply)
-
-
-def _ref_json(value: Any) -> bytes:
-    if value is None:
-        return b"null"
-    if type(value) is str:
-        return encode_str(value)
-    return msgspec.json.encode(value)
+_v2_decoder = msgspec.json.Decoder(_V2Array)
+_v1_decoder = msgspec.json.Decoder(_V1Object)
 
 
 def encode_text(vsn: str, join_ref: Any, ref: Any, topic: str, event: str, payload: bytes) -> bytes:
@@ -58,18 +67,30 @@ def encode_text(vsn: str, join_ref: Any, ref: Any, topic: str, event: str, paylo
         # V1 clients send an object; unlike the server's encoding it carries join_ref.
         return (
             b'{"event":'
-            + encode_str(event)
+            + encode(event)
             + b',"join_ref":'
-            + _ref_json(join_ref)
+            + encode(join_ref)
             + b',"payload":'
             + payload
             + b',"ref":'
-            + _ref_json(ref)
+            + encode(ref)
             + b',"topic":'
-            + encode_str(topic)
+            + encode(topic)
             + b"}"
         )
-    return V2.message(join_ref, ref, topic, event, msgspec.Raw(payload)).data
+    return (
+        b"["
+        + encode(join_ref)
+        + b","
+        + encode(ref)
+        + b","
+        + encode(topic)
+        + b","
+        + encode(event)
+        + b","
+        + payload
+        + b"]"
+    )
 
 
 def _field(value: Any) -> bytes:
@@ -128,22 +149,30 @@ def decode_binary(data: bytes) -> Inbound:
     raise WireError(f"unknown binary frame kind {kind}")
 
 
+def _decode_text_frame(vsn: str, data: bytes) -> Inbound:
+    """A text frame of either direction, payload kept raw."""
+    try:
+        if vsn.startswith("1."):
+            obj: _V1Object | _V2Array = _v1_decoder.decode(data)
+        else:
+            obj = _v2_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise WireError(f"not a V{vsn[:1]} message: {exc}") from None
+    if type(obj.topic) is not str or type(obj.event) is not str:
+        raise WireError("topic and event must be strings")
+    return Inbound(obj.join_ref, obj.ref, obj.topic, obj.event, obj.payload)
+
+
 def decode_text(vsn: str, data: bytes) -> Inbound:
     """A server text frame; replies get their `status` and `response` split out."""
-    serializer = V1 if vsn.startswith("1.") else V2
-    try:
-        msg = serializer.decode_text(data)
-    except Exception as exc:  # the protocol package's MalformedFrame; we see only the wire
-        raise WireError(str(exc)) from None
-    payload = msg.payload
-    assert isinstance(payload, msgspec.Raw)
+    msg = _decode_text_frame(vsn, data)
     if msg.event == PHX_REPLY:
         try:
-            reply = _reply_decoder.decode(payload)
+            reply = _reply_decoder.decode(msg.payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise WireError("phx_reply payload is not {status, response}") from None
         return Inbound(msg.join_ref, msg.ref, msg.topic, msg.event, reply.response, reply.status)
-    return Inbound(msg.join_ref, msg.ref, msg.topic, msg.event, payload)
+    return msg
 
 
 def decode(vsn: str, data: bytes, text: bool) -> Inbound:
@@ -151,12 +180,29 @@ def decode(vsn: str, data: bytes, text: bool) -> Inbound:
     return decode_text(vsn, data) if text else decode_binary(data)
 
 
+def decode_binary_push(data: bytes) -> Inbound:
+    """A client kind-0 push, the mirror of `encode_binary_push`."""
+    if len(data) < 5 or data[0] != 0:
+        raise WireError("binary frame is not a kind 0 push")
+    lengths = data[1:5]
+    pos = 5
+    if pos + sum(lengths) > len(data):
+        raise WireError("truncated binary frame")
+    fields = []
+    try:
+        for length in lengths:
+            fields.append(data[pos : pos + length].decode())
+            pos += length
+    except UnicodeDecodeError:
+        raise WireError("binary header field is not UTF-8") from None
+    join_ref, ref, topic, event = fields
+    return Inbound(join_ref, ref, topic, event, bytes(data[pos:]))
+
+
 def decode_client(vsn: str, data: bytes, text: bool) -> Inbound:
     """Decode a client frame (used when reading recordings and HAR files)."""
-    serializer = V1 if vsn.startswith("1.") else V2
-    try:
-        msg = serializer.decode_text(data) if text else serializer.decode_binary(data)
-    except Exception as exc:  # the protocol package's MalformedFrame
-        raise WireError(str(exc)) from None
-    payload = msg.payload
-    return Inbound(msg.join_ref, msg.ref, msg.topic, msg.event, payload)
+    if text:
+        return _decode_text_frame(vsn, data)
+    if vsn.startswith("1."):
+        raise WireError("V1 has no binary frames")
+    return decode_binary_push(data)

@@ -1,7 +1,9 @@
 """The `loadtest` command line: `record`, `import-har`, `capture-har`, `replay` and `scenario`.
 
-`add_loadtest_parser(subparsers)` mounts it under any argparse program; `run(args)` executes
-the chosen verb and returns the process exit code (1 when a threshold is broken).
+`gateway-loadtest VERB …` (or `python -m loadtest VERB …`) runs it on its own;
+`add_loadtest_parser(subparsers)` mounts it under any argparse program, as
+`python -m gateway loadtest VERB …` does. `run(args)` executes the chosen verb and returns the
+process exit code (1 when a threshold is broken).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     lt: argparse.ArgumentParser = subparsers.add_parser(
         "loadtest", help="record, replay and generate load"
     )
+    add_verbs(lt)
+    return lt
+
+
+def add_verbs(lt: argparse.ArgumentParser) -> None:
+    """Add the verbs to `lt`, the parser of the `loadtest` command."""
     # A program that dispatches on `args.handler` runs us without knowing our verbs.
     lt.set_defaults(handler=run)
     verbs = lt.add_subparsers(dest="loadtest_verb", required=True)
@@ -126,13 +134,12 @@ def add_loadtest_parser(subparsers: Any) -> argparse.ArgumentParser:
         "timed when they come, unanswered pushes are counted, as phoenix.js treats a push "
         "nobody awaits)",
     )
-    return lt
 
 
 def run(args: argparse.Namespace) -> int:
     verb = args.loadtest_verb
     if verb == "record":
-        from gateway.loadtest.proxy import serve_proxy
+        from loadtest.proxy import serve_proxy
 
         host, _, port = args.listen.rpartition(":")
         scrub = tuple(args.scrub) if args.scrub else DEFAULT_SCRUB_FIELDS
@@ -146,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if verb == "import-har":
-        from gateway.loadtest.har import import_har
+        from loadtest.har import import_har
 
         scrub = tuple(args.scrub) if args.scrub else DEFAULT_SCRUB_FIELDS
         written = import_har(args.har, args.output, scrub_fields=scrub)
@@ -168,7 +175,7 @@ def _capture_har(args: argparse.Namespace) -> int:
     import asyncio
 
     try:
-        from gateway.loadtest.har_capture import capture_url
+        from loadtest.har_capture import capture_url
     except ImportError as exc:
         print(f"loadtest: capture-har needs Playwright for Python ({exc})", file=sys.stderr)
         return EXIT_USAGE
@@ -182,16 +189,28 @@ def _capture_har(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_fleet(args: argparse.Namespace) -> int:
-    from gateway.loadtest.fleet import FleetConfig, run_fleet
-    from gateway.loadtest.report import (
-        build_report,
-        progress_line,
-        text_table,
-        write_chart,
-        write_json,
+def _missing(exc: ModuleNotFoundError) -> int:
+    print(
+        f"loadtest: a dependency is missing ({exc}): install the loadtest extra "
+        "(pip install -e '.[loadtest]' from the repository)",
+        file=sys.stderr,
     )
-    from gateway.loadtest.scenarios import ScenarioOptions
+    return EXIT_USAGE
+
+
+def _run_fleet(args: argparse.Namespace) -> int:
+    try:
+        from loadtest.fleet import FleetConfig, run_fleet
+        from loadtest.report import (
+            build_report,
+            progress_line,
+            text_table,
+            write_chart,
+            write_json,
+        )
+        from loadtest.scenarios import ScenarioOptions
+    except ModuleNotFoundError as exc:
+        return _missing(exc)
 
     tokens: list[str] = []
     if args.token_file is not None:
@@ -234,13 +253,17 @@ def _run_fleet(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json(report, args.json)
     if args.chart is not None:
-        write_chart(report, args.chart)
+        try:
+            write_chart(report, args.chart)
+        except ModuleNotFoundError as exc:
+            return _missing(exc)
     return EXIT_OK if report.thresholds.passed else EXIT_THRESHOLD
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_loadtest_parser(sub)
-    args = parser.parse_args(argv)
-    return run(args)
+    """`gateway-loadtest VERB …`."""
+    parser = argparse.ArgumentParser(
+        prog="gateway-loadtest", description="Record, replay and generate Phoenix Channels load."
+    )
+    add_verbs(parser)
+    return run(parser.parse_args(argv))

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.loadtest.metrics import Metrics, Snapshot
-from gateway.loadtest.scenarios import ScenarioOptions, Shared, group_of, run_scenario_user
-from gateway.loadtest.user import VirtualUser
+from loadtest.metrics import Metrics, Snapshot
+from loadtest.scenarios import ScenarioOptions, Shared, group_of, run_scenario_user
+from loadtest.user import VirtualUser
 
 TICK_S = 1.0
 
@@ -116,9 +116,9 @@ class _Worker:
                 user = self._user(n, {})
                 out.append((n, _bind_scenario(user, n, opts, shared, stop_ns)))
             return out
-        from gateway.loadtest.plan import build_plans
-        from gateway.loadtest.replay import GroupCopy, replay_user
         from gateway.recording import load_recordings
+        from loadtest.plan import build_plans
+        from loadtest.replay import GroupCopy, replay_user
 
         plans = build_plans(load_recordings(cfg.recordings))
         by_group: dict[str, list[Any]] = {}

@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.loadtest import wire
-from gateway.loadtest.user import VirtualUser, stamp
-from gateway.protocol.jsonenc import encode
+from loadtest import wire
+from loadtest.jsonenc import encode
+from loadtest.user import VirtualUser, stamp
 
 NAMES = ("signaling-pairs", "chat-rooms", "broadcast-room", "echo")
 PEER_WAIT_S = 5.0

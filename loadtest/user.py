@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from gateway.loadtest import wire, wsclient
-from gateway.loadtest.metrics import Metrics
+from loadtest import wire, wsclient
+from loadtest.metrics import Metrics
 
 # Scenario payloads carry their send time as `ltns` followed by wall-clock nanoseconds, inside
 # any string or number field; receivers find it without knowing the payload's shape.

@@ -12,11 +12,11 @@ from typing import Any
 
 import msgspec
 
-from gateway.loadtest.metrics import Metrics
-from gateway.loadtest.plan import UUID_RE, Plan, Step, recorded_identities
-from gateway.loadtest.user import DeliveryTable, VirtualUser, user_id_of
-from gateway.protocol.jsonenc import encode, normalize
 from gateway.recording import SCRUBBED
+from loadtest.jsonenc import encode, normalize
+from loadtest.metrics import Metrics
+from loadtest.plan import UUID_RE, Plan, Step, recorded_identities
+from loadtest.user import DeliveryTable, VirtualUser, user_id_of
 
 PEER_WAIT_S = 5.0  # how long a user waits for a peer's live id before sending the recorded one
 DRAIN_S = 2.0  # how long a finished session waits for its last replies before closing

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from gateway.loadtest import wire
 from gateway.recording import SCRUBBED, Recording
+from loadtest import wire
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 UUID_RE_B = re.compile(UUID_RE.pattern.encode())
