@@ -11,7 +11,7 @@ import statistics
 import time
 
 from bench.common import echo_cost, ratio, server
-from gateway.config import Settings
+from gateway.config import RatesConfig
 from gateway.observability.labels import classify_event
 from gateway.protocol.ratelimit import RateLimiter
 from gateway.services import limiter_specs
@@ -32,7 +32,7 @@ ON = (
 
 def check_cost(n: int = 1_000_000) -> float:
     limiter = RateLimiter(
-        limiter_specs(Settings(rate_echo=1e9, burst_echo=1_000_000_000)), time.monotonic
+        limiter_specs(RatesConfig(rate_echo=1e9, burst_echo=1_000_000_000)), time.monotonic
     )
     keys = [f"user-{i}" for i in range(1000)]
     started = time.perf_counter()

@@ -44,7 +44,7 @@ from gateway.transports.websocket import websocket_handler
 
 def build_router(settings: Settings) -> Router:
     router = Router()
-    if settings.echo:
+    if settings.listen.echo:
         router.route("echo:*", EchoChannel)
     router.route("room:*", RoomChannel)
     return router
@@ -58,19 +58,20 @@ def build_rooms(
 ) -> Rooms:
     """The room channels' shared parts: memory backends, or Redis ones every node shares;
     signaling sessions in PostgreSQL (`history`) when a database is configured."""
+    config = settings.rooms
     store: PresenceStore
     sessions: SessionStore
     grace: GraceQueue
     if client is not None:
         store = RedisPresenceStore(client)
-        sessions = RedisSessionStore(client, settings.session_retention_s)
+        sessions = RedisSessionStore(client, config.session_retention_s)
         grace = RedisGraceQueue(client)
     else:
         store = MemoryPresenceStore()
         sessions = MemorySessionStore(
-            settings.session_retention_s,
-            max_rooms=settings.session_max_rooms,
-            max_chat_bytes=settings.chat_max_bytes,
+            config.session_retention_s,
+            max_rooms=config.session_max_rooms,
+            max_chat_bytes=config.chat_max_bytes,
         )
         grace = MemoryGraceQueue()
     if history is not None:
@@ -80,47 +81,48 @@ def build_rooms(
         store,
         pubsub,
         settings.node,
-        coalesce_ms=settings.presence_coalesce_ms,
-        ttl_s=settings.presence_ttl_s,
+        coalesce_ms=config.presence_coalesce_ms,
+        ttl_s=config.presence_ttl_s,
     )
     return Rooms(
-        RoomLimits.from_settings(settings),
+        RoomLimits.from_config(config),
         pubsub,
         presence,
         sessions,
         grace,
-        authorize=load_authorizer(settings.room_authorizer),
-        ice=settings.ice_policy(),
+        authorize=load_authorizer(settings.auth.room_authorizer),
+        ice=settings.ice.policy(),
         sfu=build_sfu(settings),
         modes=modes,
-        default_media="sfu" if settings.room_media == "sfu" else "mesh",
+        default_media="sfu" if settings.sfu.room_media == "sfu" else "mesh",
     )
 
 
 def build_sfu(settings: Settings) -> SfuBridge | None:
     """The bridge to Janus (one session per --sfu-url, made on first use); none without."""
-    urls = settings.sfu_urls()
+    urls = settings.sfu.urls()
     if not urls:
         return None
-    timeout_s = settings.sfu_timeout_ms / 1000
+    timeout_s = settings.sfu.sfu_timeout_ms / 1000
     return SfuBridge(
         urls,
         lambda url: JanusClient(url, timeout_s),
-        admin_key=settings.sfu_admin_key,
-        max_publishers=settings.room_max_members,
+        admin_key=settings.sfu.sfu_admin_key,
+        max_publishers=settings.rooms.room_max_members,
     )
 
 
 def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
     """In-memory for one process; Redis (or Redis Cluster) when the rooms span processes."""
-    if not settings.redis_url:
+    redis = settings.redis
+    if not redis.redis_url:
         return LocalAdapter()
     return RedisPubSubAdapter(
-        settings.redis_url,
+        redis.redis_url,
         settings.node,
-        cluster=settings.redis_cluster,
-        buffer_limit=settings.redis_buffer,
-        backoff_max_s=settings.redis_backoff_max_ms / 1000,
+        cluster=redis.redis_cluster,
+        buffer_limit=redis.redis_buffer,
+        backoff_max_s=redis.redis_backoff_max_ms / 1000,
     )
 
 
@@ -139,31 +141,32 @@ def build_services(settings: Settings) -> Services:
 
 def build_history_store(settings: Settings) -> PostgresSessionStore | None:
     """Sessions and chat in PostgreSQL, with --database-url; none without."""
-    if not settings.database_url:
+    history = settings.history
+    if not history.database_url:
         return None
     return build_history(
-        settings.database_url,
-        queue=settings.database_queue,
-        batch=settings.database_batch,
-        backoff_max_s=settings.database_backoff_max_ms / 1000,
-        migrate=settings.database_migrate,
-        retention_days=settings.retention_days,
-        flush_timeout_s=settings.database_flush_timeout_s,
+        history.database_url,
+        queue=history.database_queue,
+        batch=history.database_batch,
+        backoff_max_s=history.database_backoff_max_ms / 1000,
+        migrate=history.database_migrate,
+        retention_days=history.retention_days,
+        flush_timeout_s=history.database_flush_timeout_s,
     )
 
 
 def build_store_client(settings: Settings) -> StoreClient | None:
     """The room stores' Redis client; none without Redis."""
-    if not settings.redis_url:
+    if not settings.redis.redis_url:
         return None
-    return connect_store(settings.redis_url, settings.redis_cluster)
+    return connect_store(settings.redis.redis_url, settings.redis.redis_cluster)
 
 
 def build_session_locator(settings: Settings, pubsub: PubSub) -> SessionLocator:
     """How long-poll requests reach the node owning their session: through the pub/sub that
     joins the nodes (Redis or Redis Cluster), if any."""
-    if settings.redis_url:
-        timeout_s = settings.longpoll_pubsub_timeout_ms / 1000
+    if settings.redis.redis_url:
+        timeout_s = settings.longpoll.longpoll_pubsub_timeout_ms / 1000
         return PubSubSessionLocator(pubsub, settings.node, timeout_s)
     return LocalSessionLocator()
 
@@ -229,16 +232,16 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
     app = web.Application()
     app[SERVICES] = services
     app[SETTINGS] = settings
-    base = settings.socket_path
-    if settings.websocket:
+    base = settings.listen.socket_path
+    if settings.listen.websocket:
         app.router.add_route("*", f"{base}/websocket", websocket_handler)
-    if settings.longpoll:
+    if settings.listen.longpoll:
         add_longpoll(app, services, build_session_locator(settings, services.pubsub))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     rooms: Rooms = services.extras["rooms"]
-    add_room_routes(app, rooms, settings.admin_token, settings.demo)
+    add_room_routes(app, rooms, settings.auth.admin_token, settings.listen.demo)
     history: PostgresSessionStore | None = services.extras.get("history")
     add_history_routes(app, history)
 

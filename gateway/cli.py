@@ -20,6 +20,7 @@ from gateway.config import (
     field_types,
     flag_name,
     load_settings,
+    option_values,
     render_reference,
 )
 from gateway.errors import ConfigError
@@ -28,9 +29,9 @@ log = structlog.get_logger("gateway")
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Settings()
+    defaults = option_values(Settings())
     for name, typ in field_types().items():
-        default = getattr(defaults, name)
+        default = defaults[name]
         help_text = f"{OPTION_HELP.get(name, '')} (env {env_name(name)}; default {default!r})"
         if typ is bool:
             parser.add_argument(
@@ -91,7 +92,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def configure_logging(settings: Settings) -> None:
     from gateway.observability.logging import configure_logging as configure
 
-    configure("json" if settings.log_format == "json" else "console", settings.log_level)
+    observability = settings.observability
+    configure("json" if observability.log_format == "json" else "console", observability.log_level)
 
 
 async def serve(settings: Settings) -> int:
@@ -109,15 +111,10 @@ async def serve(settings: Settings) -> int:
     app = build_app(settings, services)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    guard = guard_for(settings, services.trusted_proxies)
-    site = GuardedSite(
-        runner,
-        guard,
-        settings.host,
-        settings.port,
-        reuse_port=settings.workers > 1,
-        backlog=4096,
-    )
+    listen = settings.listen
+    reuse_port = settings.process.workers > 1
+    guard = guard_for(settings.connections, services.trusted_proxies)
+    site = GuardedSite(runner, guard, listen.host, listen.port, reuse_port=reuse_port, backlog=4096)
     await site.start()
     # Everything built so far lives as long as the process: keep it out of the collector's
     # scans, and collect the young generation less often, so collections stay short under load.
@@ -125,33 +122,32 @@ async def serve(settings: Settings) -> int:
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     metrics_runner: Any = None
-    if settings.metrics_port:
+    metrics_port = settings.observability.metrics_port
+    if metrics_port:
         metrics_app = web.Application()
         metrics_app[SERVICES] = services
         metrics_app.router.add_get("/metrics", metrics_handler)
         metrics_runner = web.AppRunner(metrics_app, handle_signals=False, access_log=None)
         await metrics_runner.setup()
-        await web.TCPSite(
-            metrics_runner, settings.host, settings.metrics_port, reuse_port=settings.workers > 1
-        ).start()
-    if settings.trust_token_as_user_id:
+        await web.TCPSite(metrics_runner, listen.host, metrics_port, reuse_port=reuse_port).start()
+    if settings.auth.trust_token_as_user_id:
         log.warning(
             "trust_token_as_user_id",
             note="the token connect param is taken as the user id: development only",
         )
-    if settings.demo:
+    if listen.demo:
         # The one line a person starting the gateway needs: where to click.
-        print(f"demo: http://{settings.host}:{settings.port}/demo", flush=True)
+        print(f"demo: http://{listen.host}:{listen.port}/demo", flush=True)
     log.info(
         "server_started",
-        url=f"http://{settings.host}:{settings.port}{settings.socket_path}",
+        url=f"http://{listen.host}:{listen.port}{listen.socket_path}",
         node=settings.node,
-        redis=bool(settings.redis_url),
+        redis=bool(settings.redis.redis_url),
     )
-    if guard.max_total < settings.max_connections:
+    if guard.max_total < settings.connections.max_connections:
         log.warning(
             "connection_cap_lowered",
-            max_connections=settings.max_connections,
+            max_connections=settings.connections.max_connections,
             cap=guard.max_total,
             reason="open files limit (ulimit -n)",
         )
@@ -160,8 +156,9 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    process = settings.process
     left = await services.hub.drain(
-        settings.drain_grace_s, settings.drain_batch, settings.drain_interval_ms / 1000
+        process.drain_grace_s, process.drain_batch, process.drain_interval_ms / 1000
     )
     await runner.cleanup()
     if metrics_runner is not None:
@@ -179,18 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
         configure_logging(settings)
-        if settings.redis_url:
+        redis_url = settings.redis.redis_url
+        if redis_url:
             from gateway.pubsub.redis_probe import probe, redacted
 
-            problem = probe(settings.redis_url)
+            problem = probe(redis_url)
             if problem is not None:
                 # Once, before any worker starts: one line that says what to fix.
                 print(
-                    f"gateway: cannot reach Redis at {redacted(settings.redis_url)}: {problem}",
+                    f"gateway: cannot reach Redis at {redacted(redis_url)}: {problem}",
                     file=sys.stderr,
                 )
                 return 1
-        if settings.workers > 1:
+        if settings.process.workers > 1:
             import tempfile
 
             from gateway.observability.multiproc import multiprocess_dir, prepare_multiprocess_dir
@@ -201,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 multiprocess_dir() or tempfile.mkdtemp(prefix="gateway-metrics-")
             )
             return run_workers(settings, serve)
-        if not settings.metrics:
+        if not settings.observability.metrics:
             from gateway.observability import metrics
 
             metrics.disable()

@@ -1,8 +1,10 @@
-"""Settings: one msgspec Struct, filled from defaults, `GATEWAY_*` environment and CLI flags.
+"""Settings: msgspec Structs grouped by concern, filled from defaults, `GATEWAY_*` environment
+and CLI flags.
 
-Every field is an option: `--field-name` on the command line and `GATEWAY_FIELD_NAME` in the
-environment (flags win). `OPTION_HELP` documents each one; `docs/configuration.md` is generated
-from the same table.
+Every field of a group is an option named after the field alone: `--field-name` on the command
+line and `GATEWAY_FIELD_NAME` in the environment (flags win), so option names are unique across
+groups. `OPTION_HELP` documents each one; `docs/configuration.md` is generated from the same
+table, a section per group.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from typing import Any
 import msgspec
 
 from gateway.errors import ConfigError
+from gateway.ice import IcePolicy, split_list
 from gateway.sfu.placement import MEDIA_MODES, check_sfu_url
-from gateway.signaling.ice import IcePolicy, split_list
 
 
-class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Everything the gateway can be told at start."""
+class ListenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Listening and what is served"""
 
-    # Listening and transports
     host: str = "127.0.0.1"
     port: int = 4000
     socket_path: str = "/socket"
@@ -30,6 +31,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     longpoll: bool = True
     check_origin: str = "false"
     url_host: str = "localhost"
+    echo: bool = True
+    demo: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
+            raise ConfigError("socket_path must start with / and not end with /")
+
+
+class ConnectionsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Connections: caps, frames, outbound bytes"""
+
     max_frame_bytes: int = 10_000_000
     idle_timeout_ms: int = 60_000
     max_channels: int = 100
@@ -41,15 +53,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     header_timeout_s: float = 5.0
     trusted_proxies: str = ""
     socket_id_template: str = "users_socket:{user_id}"
-    # Long-poll
+
+
+class LongPollConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Long-poll"""
+
     longpoll_window_ms: int = 10_000
     longpoll_max_body_bytes: int = 8_000_000
     longpoll_secret: str = ""
     longpoll_pubsub_timeout_ms: int = 2_000
-    # Built-in channels and pages
-    echo: bool = True
-    demo: bool = True
-    # Identity and auth
+
+
+class AuthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Identity and authorization"""
+
     allow_anonymous: bool = True
     trust_token_as_user_id: bool = False
     phoenix_secret_key_base: str = ""
@@ -66,10 +83,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     jwt_audience: str = ""
     jwt_user_claim: str = "sub"
     jwt_leeway: float = 0.0
-    signaling_requires_auth: bool = False
     room_authorizer: str = ""
     admin_token: str = ""
-    # Rate limits (per second, burst)
+
+
+class RatesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rate limits (per second, burst)"""
+
     rate_limits: bool = True
     rate_limit_max_keys: int = 200_000
     rate_signaling: float = 5.0
@@ -84,72 +104,36 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     burst_other: int = 40
     rate_echo: float = 0.0
     burst_echo: int = 100
-    # Rooms
+
+
+class RoomsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rooms, presence and signaling sessions"""
+
     room_max_members: int = 50
     room_grace_ms: int = 15_000
     room_grace_queue: int = 100
     room_max_payload_bytes: int = 131_072
+    signaling_requires_auth: bool = False
     presence_coalesce_ms: int = 50
+    presence_ttl_s: float = 30.0
     session_retention_s: int = 86_400
     session_max_rooms: int = 10_000
     chat_max_bytes: int = 67_108_864
-    # Calls: ICE servers handed out in the room join (gateway/signaling/ice.py)
+
+
+class IceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Calls: ICE servers handed out in the room join (gateway/ice.py)"""
+
     stun_urls: str = ""
     turn_urls: str = ""
     turn_secret: str = ""
     turn_ttl_s: int = 3_600
     turn_for_anonymous: bool = False
-    # Media: mesh calls, or a Janus VideoRoom bridged through the room channel (gateway/sfu/)
-    room_media: str = "mesh"
-    sfu_url: str = ""
-    sfu_admin_key: str = ""
-    sfu_timeout_ms: int = 5_000
-    # Scale-out
-    redis_url: str = ""
-    redis_cluster: bool = False
-    node_id: str = ""
-    workers: int = 1
-    presence_ttl_s: float = 30.0
-    redis_buffer: int = 10_000
-    redis_backoff_max_ms: int = 2_000
-    # History in PostgreSQL (gateway/history/)
-    database_url: str = ""
-    database_migrate: bool = False
-    database_queue: int = 100_000
-    database_batch: int = 500
-    database_backoff_max_ms: int = 5_000
-    database_flush_timeout_s: float = 10.0
-    retention_days: float = 30.0
-    # Operations
-    drain_grace_s: float = 30.0
-    drain_batch: int = 1_000
-    drain_interval_ms: int = 200
-    metrics_port: int = 0
-    metrics: bool = True
-    log_format: str = "console"
-    log_level: str = "info"
-    record_dir: str = ""
-    record_sample_rate: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
-            raise ConfigError("socket_path must start with / and not end with /")
-        if self.workers < 1:
-            raise ConfigError("workers must be at least 1")
-        if self.workers > 1 and not self.redis_url:
-            raise ConfigError(
-                "--workers above 1 needs --redis-url: processes share rooms through Redis"
-            )
-        if self.log_format not in ("console", "json"):
-            raise ConfigError("log_format is console or json")
-        self.ice_policy()  # refuses malformed STUN/TURN URLs and TURN without a secret at start
-        if self.room_media not in MEDIA_MODES:
-            raise ConfigError("room_media is mesh or sfu")
-        if self.room_media == "sfu" and not self.sfu_url:
-            raise ConfigError("--room-media sfu needs --sfu-url (a Janus WebSocket API)")
-        self.sfu_urls()
+        self.policy()  # refuses malformed STUN/TURN URLs and TURN without a secret at start
 
-    def ice_policy(self) -> IcePolicy:
+    def policy(self) -> IcePolicy:
         return IcePolicy.parse(
             self.stun_urls,
             self.turn_urls,
@@ -158,13 +142,109 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             self.turn_for_anonymous,
         )
 
-    def sfu_urls(self) -> tuple[str, ...]:
+
+class SfuConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Media: mesh calls, or a Janus VideoRoom bridged through the room channel (gateway/sfu/)"""
+
+    room_media: str = "mesh"
+    sfu_url: str = ""
+    sfu_admin_key: str = ""
+    sfu_timeout_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        if self.room_media not in MEDIA_MODES:
+            raise ConfigError("room_media is mesh or sfu")
+        if self.room_media == "sfu" and not self.sfu_url:
+            raise ConfigError("--room-media sfu needs --sfu-url (a Janus WebSocket API)")
+        self.urls()
+
+    def urls(self) -> tuple[str, ...]:
         """The Janus servers rooms are placed on (comma list), each checked."""
         return tuple(check_sfu_url(url) for url in split_list(self.sfu_url))
 
+
+class RedisConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Scale-out through Redis"""
+
+    redis_url: str = ""
+    redis_cluster: bool = False
+    redis_buffer: int = 10_000
+    redis_backoff_max_ms: int = 2_000
+
+
+class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The node, its workers and its drain"""
+
+    node_id: str = ""
+    workers: int = 1
+    drain_grace_s: float = 30.0
+    drain_batch: int = 1_000
+    drain_interval_ms: int = 200
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+
+
+class HistoryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """History in PostgreSQL (gateway/history/)"""
+
+    database_url: str = ""
+    database_migrate: bool = False
+    database_queue: int = 100_000
+    database_batch: int = 500
+    database_backoff_max_ms: int = 5_000
+    database_flush_timeout_s: float = 10.0
+    retention_days: float = 30.0
+
+
+class ObservabilityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Metrics and logs"""
+
+    metrics: bool = True
+    metrics_port: int = 0
+    log_format: str = "console"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in ("console", "json"):
+            raise ConfigError("log_format is console or json")
+
+
+class RecordingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Session recording (gateway/recording.py)"""
+
+    record_dir: str = ""
+    record_sample_rate: float = 1.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the gateway can be told at start, a group per concern."""
+
+    listen: ListenConfig = msgspec.field(default_factory=ListenConfig)
+    connections: ConnectionsConfig = msgspec.field(default_factory=ConnectionsConfig)
+    longpoll: LongPollConfig = msgspec.field(default_factory=LongPollConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    rates: RatesConfig = msgspec.field(default_factory=RatesConfig)
+    rooms: RoomsConfig = msgspec.field(default_factory=RoomsConfig)
+    ice: IceConfig = msgspec.field(default_factory=IceConfig)
+    sfu: SfuConfig = msgspec.field(default_factory=SfuConfig)
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    process: ProcessConfig = msgspec.field(default_factory=ProcessConfig)
+    history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
+    observability: ObservabilityConfig = msgspec.field(default_factory=ObservabilityConfig)
+    recording: RecordingConfig = msgspec.field(default_factory=RecordingConfig)
+
+    def __post_init__(self) -> None:
+        if self.process.workers > 1 and not self.redis.redis_url:
+            raise ConfigError(
+                "--workers above 1 needs --redis-url: processes share rooms through Redis"
+            )
+
     @property
     def node(self) -> str:
-        return self.node_id or _NODE_ID
+        """This node's id: --node-id, or one generated per process."""
+        return self.process.node_id or _NODE_ID
 
 
 _NODE_ID = uuid.uuid4().hex[:12]
@@ -290,8 +370,32 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def field_types() -> dict[str, type]:
+def groups() -> dict[str, type[msgspec.Struct]]:
+    """The groups of Settings by attribute name, in order."""
     return {f.name: f.type for f in msgspec.structs.fields(Settings)}  # type: ignore[misc]
+
+
+def option_groups() -> dict[str, str]:
+    """Each option's group: `{"port": "listen", ...}`, in reference order."""
+    return {
+        f.name: group for group, struct in groups().items() for f in msgspec.structs.fields(struct)
+    }
+
+
+def field_types() -> dict[str, type]:
+    """Each option's type, in reference order."""
+    return {
+        f.name: f.type  # type: ignore[misc]
+        for struct in groups().values()
+        for f in msgspec.structs.fields(struct)
+    }
+
+
+def option_values(settings: Settings) -> dict[str, Any]:
+    """Each option's value in `settings`, by option name."""
+    return {
+        name: getattr(getattr(settings, group), name) for name, group in option_groups().items()
+    }
 
 
 def parse_bool(text: str) -> bool:
@@ -319,7 +423,8 @@ def _convert(field: str, typ: Any, text: str) -> Any:
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Defaults, then `GATEWAY_*` variables, then explicit overrides (already typed or text)."""
+    """Defaults, then `GATEWAY_*` variables, then explicit overrides (already typed or text),
+    all by option name."""
     env = os.environ if environ is None else environ
     types = field_types()
     values: dict[str, Any] = {}
@@ -333,14 +438,18 @@ def load_settings(
         if value is None:
             continue
         values[name] = _convert(name, types[name], value) if isinstance(value, str) else value
+    nested: dict[str, dict[str, Any]] = {group: {} for group in groups()}
+    option_group = option_groups()
+    for name, value in values.items():
+        nested[option_group[name]][name] = value
     try:
-        return msgspec.convert(values, Settings)
+        return msgspec.convert(nested, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def render_reference() -> str:
-    """The configuration reference (docs/configuration.md), from the Settings fields."""
+    """The configuration reference (docs/configuration.md), from the Settings groups."""
     defaults = Settings()
     lines = [
         "# Configuration reference",
@@ -348,18 +457,26 @@ def render_reference() -> str:
         "Every option is a flag of `.venv/bin/python -m gateway serve` and an environment variable; flags",
         "win over the environment. Booleans take `true`/`false` (flags: `--x` / `--no-x`).",
         "This file is generated from `gateway/config.py` (`.venv/bin/python -m gateway config-reference`).",
-        "",
-        "| option | environment | default | meaning |",
-        "|---|---|---|---|",
+        "Options are grouped as `Settings` groups them (`settings.<group>.<option>` in the code).",
     ]
-    for name in field_types():
-        default = getattr(defaults, name)
-        shown = (
-            "(empty)"
-            if default == ""
-            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        )
-        lines.append(
-            f"| `{flag_name(name)}` | `{env_name(name)}` | {shown} | {OPTION_HELP.get(name, '')} |"
-        )
+    for group, struct in groups().items():
+        lines += [
+            "",
+            f"## `{group}`: {struct.__doc__}",
+            "",
+            "| option | environment | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        group_defaults = getattr(defaults, group)
+        for f in msgspec.structs.fields(struct):
+            default = getattr(group_defaults, f.name)
+            shown = (
+                "(empty)"
+                if default == ""
+                else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+            )
+            lines.append(
+                f"| `{flag_name(f.name)}` | `{env_name(f.name)}` | {shown} "
+                f"| {OPTION_HELP.get(f.name, '')} |"
+            )
     return "\n".join(lines) + "\n"

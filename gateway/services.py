@@ -10,7 +10,7 @@ import structlog
 
 from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.router import Router
-from gateway.config import Settings
+from gateway.config import RatesConfig, Settings
 from gateway.errors import CLOSE_POLICY, RATE_LIMITED, ConfigError
 from gateway.observability.labels import EventClass
 from gateway.protocol.messages import Message
@@ -30,7 +30,7 @@ log = structlog.get_logger("gateway.limits")
 RATE_LIMITED_REPLY = {"reason": RATE_LIMITED}
 
 
-def limiter_specs(s: Settings) -> dict[str, BucketSpec]:
+def limiter_specs(s: RatesConfig) -> dict[str, BucketSpec]:
     specs = {
         "signaling": BucketSpec(s.rate_signaling, s.burst_signaling),
         "chat": BucketSpec(s.rate_chat, s.burst_chat),
@@ -58,22 +58,23 @@ class Services:
         self.router = router
         self.clock = clock
         self.hub = Hub()
-        self.outbound = OutboundBudget(settings.outbound_budget_bytes)
-        self.idle = IdleReaper(settings.idle_timeout_ms / 1000)
+        connections = settings.connections
+        self.outbound = OutboundBudget(connections.outbound_budget_bytes)
+        self.idle = IdleReaper(connections.idle_timeout_ms / 1000)
         self.limiter = RateLimiter(
-            limiter_specs(settings), clock, max_keys=settings.rate_limit_max_keys
+            limiter_specs(settings.rates), clock, max_keys=settings.rates.rate_limit_max_keys
         )
-        self.limits_on = settings.rate_limits
+        self.limits_on = settings.rates.rate_limits
         self._floods: dict[str, FloodTracker] = {}
         try:
-            self.trusted_proxies = parse_networks(settings.trusted_proxies)
+            self.trusted_proxies = parse_networks(connections.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"trusted_proxies: {exc}") from None
-        self.authenticator = build_authenticator(settings)
-        self.origin_check = build_origin_check(settings)
+        self.authenticator = build_authenticator(settings.auth)
+        self.origin_check = build_origin_check(settings.listen)
         self.recorder: Recorder | None = (
-            Recorder(settings.record_dir, settings.record_sample_rate)
-            if settings.record_dir
+            Recorder(settings.recording.record_dir, settings.recording.record_sample_rate)
+            if settings.recording.record_dir
             else None
         )
         # Filled by the composition root when those features are on.

@@ -31,17 +31,18 @@ Serve = Callable[[Settings], Coroutine[Any, Any, int]]
 
 def worker_settings(settings: Settings, index: int) -> Settings:
     """The settings of worker `index`: its own node id, the rest shared."""
-    return msgspec.structs.replace(settings, node_id=f"{settings.node}-{index}")
+    process = msgspec.structs.replace(settings.process, node_id=f"{settings.node}-{index}")
+    return msgspec.structs.replace(settings, process=process)
 
 
 def run_workers(settings: Settings, serve: Serve) -> int:
-    """Fork `settings.workers` processes running `serve`; wait for all; return the worst code.
+    """Fork `settings.process.workers` processes running `serve`; wait for all; return the worst code.
 
     Must run before any event loop or thread exists in this process (fork copies only the
     calling thread).
     """
     children: dict[int, int] = {}  # pid -> worker index
-    for index in range(settings.workers):
+    for index in range(settings.process.workers):
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -52,7 +53,7 @@ def run_workers(settings: Settings, serve: Serve) -> int:
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = index
-    log.info("workers_started", workers=settings.workers, pids=sorted(children))
+    log.info("workers_started", workers=settings.process.workers, pids=sorted(children))
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for pid in children:
@@ -82,7 +83,7 @@ def _worker_main(settings: Settings, serve: Serve) -> int:
     # The parent's handlers were inherited; the worker installs its own in `serve`.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if not settings.metrics:
+    if not settings.observability.metrics:
         from gateway.observability import metrics
 
         metrics.disable()

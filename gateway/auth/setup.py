@@ -15,11 +15,11 @@ from gateway.auth.authenticator import (
 )
 from gateway.auth.origin import OriginConfigError, origin_allowed, parse_origin_policy
 from gateway.auth.phoenix_token import Digest
-from gateway.config import Settings
+from gateway.config import AuthConfig, ListenConfig
 from gateway.errors import ConfigError
 
 
-def auth_settings(s: Settings) -> AuthSettings:
+def auth_settings(s: AuthConfig) -> AuthSettings:
     if s.phoenix_key_digest not in ("sha256", "sha384", "sha512"):
         raise ConfigError("phoenix_key_digest is sha256, sha384 or sha512")
     return AuthSettings(
@@ -42,11 +42,11 @@ def auth_settings(s: Settings) -> AuthSettings:
     )
 
 
-def build_authenticator(s: Settings) -> Authenticator:
+def build_authenticator(s: AuthConfig) -> Authenticator:
     return Authenticator(auth_settings(s))
 
 
-def build_origin_check(s: Settings) -> Callable[[web.Request], bool] | None:
+def build_origin_check(s: ListenConfig) -> Callable[[web.Request], bool] | None:
     """None when every origin is allowed, else a check of a request's Origin header."""
     try:
         policy = parse_origin_policy(s.check_origin, host=s.url_host)

@@ -79,7 +79,7 @@ class Connection:
         self.info = info
         self.id = info.conn_id
         self.sub_id = info.conn_id
-        self.state = SocketState(services.settings.max_channels)
+        self.state = SocketState(services.settings.connections.max_channels)
         self.channels: dict[str, ChannelProcess] = {}
         self.closed = False
         self.serializer_label = "v2" if serializer.vsn.startswith("2") else "v1"

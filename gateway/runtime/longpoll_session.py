@@ -189,7 +189,7 @@ class SessionRegistry:
 
     @property
     def window_s(self) -> float:
-        return self.services.settings.longpoll_window_ms / 1000
+        return self.services.settings.longpoll.longpoll_window_ms / 1000
 
     def open(self, info: SocketInfo, serializer: Serializer) -> LongPollSession:
         """A new session around a new connection; its token names this node."""
@@ -200,7 +200,7 @@ class SessionRegistry:
             session_id,
             token,
             self.window_s,
-            settings.outbound_limit_bytes,
+            settings.connections.outbound_limit_bytes,
             self._ended,
             self.services.clock,
         )

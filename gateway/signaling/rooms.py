@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from gateway.config import Settings
+from gateway.config import RoomsConfig
+from gateway.ice import IcePolicy
 from gateway.observability import metrics
 from gateway.observability.labels import signaling_event
 from gateway.presence.tracker import PresenceTracker
@@ -29,7 +30,6 @@ from gateway.sfu.videoroom import destroy_room
 from gateway.signaling.authorize import Authorizer
 from gateway.signaling.bookkeeping import Bookkeeper
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
-from gateway.signaling.ice import IcePolicy
 from gateway.signaling.sessions import SessionStore
 
 log = structlog.get_logger("gateway.rooms")
@@ -45,7 +45,7 @@ class RoomLimits(msgspec.Struct, frozen=True):
     signaling_requires_auth: bool = False
 
     @classmethod
-    def from_settings(cls, s: Settings) -> RoomLimits:
+    def from_config(cls, s: RoomsConfig) -> RoomLimits:
         return cls(
             max_members=s.room_max_members,
             grace_s=s.room_grace_ms / 1000,

@@ -78,7 +78,8 @@ def connect_socket(
     hub = services.hub
     if hub.draining:
         raise ConnectRefused(503, "draining")
-    if len(hub) >= settings.max_connections or hub.per_ip[peer] >= settings.max_connections_per_ip:
+    caps = settings.connections
+    if len(hub) >= caps.max_connections or hub.per_ip[peer] >= caps.max_connections_per_ip:
         log.warning("socket_refused", reason="capacity", peer=peer, connections=len(hub))
         raise ConnectRefused(503, "capacity")
     if not services.admit_connect(peer):
@@ -126,7 +127,9 @@ def connect_socket(
         serializer_vsn=serializer.vsn,
         params=params,
         peer=peer,
-        socket_id=settings.socket_id_template.format(user_id=user_id) if user_id else None,
+        socket_id=settings.connections.socket_id_template.format(user_id=user_id)
+        if user_id
+        else None,
         claims=claims,
     )
     log.debug(

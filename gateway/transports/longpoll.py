@@ -41,12 +41,12 @@ class LongPoll:
         settings = services.settings
         self.services = services
         self.node = settings.node
-        key = rules.derive_key(settings.longpoll_secret, secrets.token_bytes(32))
+        key = rules.derive_key(settings.longpoll.longpoll_secret, secrets.token_bytes(32))
         self.signer = rules.TokenSigner(key)
         self.registry = SessionRegistry(services, self.signer)
         self.locator: SessionLocator = locator or LocalSessionLocator()
-        self.window_s = settings.longpoll_window_ms / 1000
-        self.max_body = settings.longpoll_max_body_bytes
+        self.window_s = settings.longpoll.longpoll_window_ms / 1000
+        self.max_body = settings.longpoll.longpoll_max_body_bytes
 
     async def start(self) -> None:
         await self.locator.start(self.registry.serve)
@@ -162,7 +162,7 @@ def add_longpoll(app: web.Application, services: Services, locator: SessionLocat
     """Mount `{socket_path}/longpoll` and start and stop the transport with the application."""
     longpoll = LongPoll(services, locator)
     app[LONGPOLL] = longpoll
-    app.router.add_route("*", f"{services.settings.socket_path}/longpoll", longpoll_handler)
+    app.router.add_route("*", f"{services.settings.listen.socket_path}/longpoll", longpoll_handler)
 
     async def on_startup(app: web.Application) -> None:
         await longpoll.start()

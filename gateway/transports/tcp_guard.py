@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.config import Settings
+from gateway.config import ConnectionsConfig
 from gateway.observability import metrics
 from gateway.transports.peer import Network, is_trusted
 
@@ -51,7 +51,7 @@ def descriptor_cap(wanted: int, reserve: int = FD_RESERVE) -> int:
     return max(1, min(wanted, soft - reserve))
 
 
-def guard_for(settings: Settings, trusted: Sequence[Network]) -> TcpGuard:
+def guard_for(settings: ConnectionsConfig, trusted: Sequence[Network]) -> TcpGuard:
     """The TCP-level caps of `settings`, the total kept below the descriptor limit."""
     cap = descriptor_cap(settings.max_connections)
     return TcpGuard(

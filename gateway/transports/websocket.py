@@ -193,7 +193,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = DirectWebSocketResponse(
         protocols=("phoenix",) if offered else (),
         compress=False,
-        max_msg_size=settings.max_frame_bytes,
+        max_msg_size=settings.connections.max_frame_bytes,
         autoping=False,
         timeout=5.0,
     )
@@ -209,7 +209,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sink = WebSocketSink(
         ws,
         transport,  # type: ignore[arg-type]
-        settings.outbound_limit_bytes,
+        settings.connections.outbound_limit_bytes,
         services.outbound,
     )
     recorder = services.recorder

@@ -97,7 +97,7 @@ def test_deployment_probes_ports_and_settings_agree_with_the_gateway() -> None:
     [container] = pod["spec"]["containers"]
     assert container["image"] == IMAGE
     [port] = container["ports"]
-    assert port == {"name": "http", "containerPort": DEFAULTS.port, "protocol": "TCP"}
+    assert port == {"name": "http", "containerPort": DEFAULTS.listen.port, "protocol": "TCP"}
 
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -112,15 +112,15 @@ def test_deployment_probes_ports_and_settings_agree_with_the_gateway() -> None:
     env = {**objects["ConfigMap"]["data"], **objects["Secret"]["stringData"]}
     assert {e["name"] for e in container["env"]} == {"GATEWAY_NODE_ID"}
     settings = check_env({**env, "GATEWAY_NODE_ID": "gateway-abc"})
-    assert settings.host == "0.0.0.0" and settings.port == DEFAULTS.port
-    assert settings.redis_url.startswith("redis://") and settings.longpoll_secret
+    assert settings.listen.host == "0.0.0.0" and settings.listen.port == DEFAULTS.listen.port
+    assert settings.redis.redis_url.startswith("redis://") and settings.longpoll.longpoll_secret
 
     # Stop: preStop sleep, then SIGTERM and the drain, all inside the grace period.
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
     pre_stop_s = int(command[1])
     grace = pod["spec"]["terminationGracePeriodSeconds"]
-    assert grace > pre_stop_s + settings.drain_grace_s
+    assert grace > pre_stop_s + settings.process.drain_grace_s
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
     # Non-root, as the image's USER; the command is the image's CMD.
@@ -166,13 +166,13 @@ def test_compose_runs_two_gateways_on_redis_behind_haproxy() -> None:
         assert (REPO_ROOT / "deploy" / gw["build"]["context"] / gw["build"]["dockerfile"]).is_file()
         env = {k: compose_env(str(v)) for k, v in gw["environment"].items()}
         settings = check_env(env)
-        assert settings.host == "0.0.0.0" and settings.port == DEFAULTS.port
-        assert settings.redis_url.split("//")[1].split(":")[0] in services
+        assert settings.listen.host == "0.0.0.0" and settings.listen.port == DEFAULTS.listen.port
+        assert settings.redis.redis_url.split("//")[1].split(":")[0] in services
         assert gw["depends_on"]["redis"]["condition"] == "service_healthy"
         stop_s = int(gw["stop_grace_period"].removesuffix("s"))
-        assert gw["stop_signal"] == "SIGTERM" and stop_s > settings.drain_grace_s
-        nodes.append(settings.node_id)
-        secrets.add(settings.longpoll_secret)
+        assert gw["stop_signal"] == "SIGTERM" and stop_s > settings.process.drain_grace_s
+        nodes.append(settings.process.node_id)
+        secrets.add(settings.longpoll.longpoll_secret)
     assert nodes == ["gateway-1", "gateway-2"]
     assert len(secrets) == 1 and secrets != {""}
 
@@ -183,7 +183,7 @@ def test_compose_runs_two_gateways_on_redis_behind_haproxy() -> None:
     assert target == "/usr/local/etc/haproxy/haproxy.cfg"
     servers = re.findall(r"^\s*server (\S+) (\S+):(\d+)", (DEPLOY / source).read_text(), re.M)
     assert [(n, h, int(p)) for n, h, p in servers] == [
-        (n, n, DEFAULTS.port) for n in ("gateway-1", "gateway-2")
+        (n, n, DEFAULTS.listen.port) for n in ("gateway-1", "gateway-2")
     ]
     for gw in ("gateway-1", "gateway-2"):
         assert haproxy["depends_on"][gw]["condition"] == "service_healthy"
@@ -201,7 +201,7 @@ def test_compose_prometheus_scrapes_both_gateways_with_the_alert_rules() -> None
     assert config["rule_files"] == ["alerts.yml"] and (config_dir / "alerts.yml").is_file()
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == "gateway"]
     [static] = job["static_configs"]
-    assert static["targets"] == [f"gateway-{i}:{DEFAULTS.port}" for i in (1, 2)]
+    assert static["targets"] == [f"gateway-{i}:{DEFAULTS.listen.port}" for i in (1, 2)]
     assert job["metrics_path"] == "/metrics"
 
 
@@ -248,7 +248,7 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_exec_cmd() -> N
     assert ("STOPSIGNAL", "SIGTERM") in pairs
     assert image_cmd() == ["python", "-m", "gateway", "serve"]
     assert not any(ins == "ENTRYPOINT" for ins, _ in pairs)
-    assert ("EXPOSE", str(DEFAULTS.port)) in pairs
+    assert ("EXPOSE", str(DEFAULTS.listen.port)) in pairs
     runs = " ".join(arg for ins, arg in pairs if ins == "RUN")
     assert "npm ci" in runs and "-r deploy/requirements.lock" in runs and "--no-deps" in runs
     copies = [arg for ins, arg in pairs if ins == "COPY"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from gateway.signaling.ice import turn_credential
+from gateway.ice import turn_credential
 from tests.rooms.conftest import Connect, StartServer
 
 STUN = "stun:127.0.0.1:3478"

@@ -42,7 +42,7 @@ def test_placement_is_stable_and_spreads_rooms() -> None:
 
 def test_settings() -> None:
     s = load_settings({"sfu_url": "ws://127.0.0.1:8188/, wss://janus.example.com/ws"}, environ={})
-    assert s.sfu_urls() == ("ws://127.0.0.1:8188/", "wss://janus.example.com/ws")
+    assert s.sfu.urls() == ("ws://127.0.0.1:8188/", "wss://janus.example.com/ws")
     with pytest.raises(ConfigError, match="needs --sfu-url"):
         load_settings({"room_media": "sfu"}, environ={})
     with pytest.raises(ConfigError, match="mesh or sfu"):

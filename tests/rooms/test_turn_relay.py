@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import BrowserContext, Page, expect
 
-from gateway.signaling.ice import IcePolicy
+from gateway.ice import IcePolicy
 from tests.support.gateway_proc import GatewayFactory, GatewayProcess
 from tests.support.turn_server import SECRET, StartTurn, TurnServer, allocate
 from tests.support.wire_server import serve_app

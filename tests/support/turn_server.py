@@ -1,7 +1,7 @@
 """A real coturn (`turnserver`) on loopback for tests, and a minimal TURN client to ask it.
 
 coturn runs with `use-auth-secret`, as in docs/operations.md: it accepts the gateway's
-time-limited credentials (gateway/signaling/ice.py) and nothing else. Everything stays on
+time-limited credentials (gateway/ice.py) and nothing else. Everything stays on
 127.0.0.1: it listens there, relays from there, and may relay to loopback peers only because
 the tests' peers are the two browser pages on this machine.
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from gateway.cli import build_parser, settings_from_args
-from gateway.config import Settings, load_settings, render_reference
+from gateway.config import (
+    Settings,
+    field_types,
+    groups,
+    load_settings,
+    option_values,
+    render_reference,
+)
 from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,14 +24,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_environment_then_flags() -> None:
     env = {"GATEWAY_PORT": "4100", "GATEWAY_ECHO": "false", "GATEWAY_RATE_CHAT": "2.5"}
     s = load_settings({"host": "0.0.0.0"}, environ=env)
-    assert (s.port, s.echo, s.rate_chat, s.host) == (4100, False, 2.5, "0.0.0.0")
+    assert (s.listen.port, s.listen.echo, s.rates.rate_chat, s.listen.host) == (
+        4100,
+        False,
+        2.5,
+        "0.0.0.0",
+    )
 
 
 def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_PORT", "4100")
     args = build_parser().parse_args(["serve", "--port", "4200", "--no-demo"])
     s = settings_from_args(args)
-    assert (s.port, s.demo) == (4200, False)
+    assert (s.listen.port, s.listen.demo) == (4200, False)
 
 
 def test_bad_values_are_config_errors() -> None:
@@ -38,10 +51,25 @@ def test_bad_values_are_config_errors() -> None:
 
 
 def test_every_option_is_documented_and_the_reference_is_current() -> None:
-    assert Settings().port == 4000
+    assert Settings().listen.port == 4000
     reference = render_reference()
     assert (ROOT / "docs" / "configuration.md").read_text() == reference, (
         "docs/configuration.md is stale: run `python -m gateway config-reference > docs/configuration.md`"
     )
-    for line in reference.splitlines()[8:]:
+    for line in reference.splitlines():
         assert not line.endswith("|  |"), f"option without help: {line}"
+
+
+def test_options_are_grouped_under_unique_names() -> None:
+    # An option is named by its field alone, so two groups must never share a field name.
+    fields = [f.name for struct in groups().values() for f in msgspec.structs.fields(struct)]
+    assert len(fields) == len(set(fields)) == len(field_types())
+    s = load_settings(
+        {"redis_url": "redis://r:6379", "workers": "2", "room_max_members": 7}, environ={}
+    )
+    assert (s.redis.redis_url, s.process.workers, s.rooms.room_max_members) == (
+        "redis://r:6379",
+        2,
+        7,
+    )
+    assert option_values(s)["room_max_members"] == 7

@@ -1,4 +1,4 @@
-"""ICE servers and TURN credentials (gateway/signaling/ice.py), and their settings."""
+"""ICE servers and TURN credentials (gateway/ice.py), and their settings."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from gateway.cli import build_parser, settings_from_args
 from gateway.config import load_settings
 from gateway.errors import ConfigError
+from gateway.ice import IcePolicy, IceServer, check_url, split_list, turn_credential
 from gateway.observability.labels import classify_event, signaling_event
-from gateway.signaling.ice import IcePolicy, IceServer, check_url, split_list, turn_credential
 
 STUN = "stun:stun.example.com:3478"
 TURN = "turn:turn.example.com:3478?transport=udp"
@@ -165,7 +165,7 @@ def test_settings_from_flags_and_environment() -> None:
     args = build_parser().parse_args(
         ["serve", "--turn-urls", TURN, "--turn-secret", "a,b", "--turn-for-anonymous"]
     )
-    s = settings_from_args(args)
+    s = settings_from_args(args).ice
     assert (s.turn_urls, s.turn_secret, s.turn_for_anonymous, s.turn_ttl_s) == (
         TURN,
         "a,b",
@@ -173,9 +173,9 @@ def test_settings_from_flags_and_environment() -> None:
         3600,
     )
     env = {"GATEWAY_STUN_URLS": STUN, "GATEWAY_TURN_TTL_S": "600"}
-    ice = load_settings(environ=env).ice_policy()
+    ice = load_settings(environ=env).ice.policy()
     assert (ice.stun_urls, ice.turn_urls, ice.ttl_s) == ((STUN,), (), 600)
-    assert not load_settings(environ={}).ice_policy().configured
+    assert not load_settings(environ={}).ice.policy().configured
 
 
 def test_ice_servers_pushes_share_the_signaling_bucket() -> None:

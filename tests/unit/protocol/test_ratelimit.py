@@ -225,7 +225,7 @@ def test_the_configured_classes() -> None:
     from gateway.config import load_settings
     from gateway.services import limiter_specs
 
-    specs = limiter_specs(load_settings({}, environ={}))
+    specs = limiter_specs(load_settings({}, environ={}).rates)
     assert specs == {
         "signaling": BucketSpec(5.0, 10),
         "chat": BucketSpec(5.0, 5),
