@@ -14,12 +14,14 @@ import contextlib
 import time
 from collections.abc import Callable
 
+import msgspec
 import structlog
 
 from gateway.observability import metrics
 from gateway.presence.coalesce import DiffCoalescer
 from gateway.presence.state import Diff, Entries, Meta, RefGenerator
 from gateway.presence.store import STORE_ERRORS, PresenceStore, TrackResult
+from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_DIFF
 from gateway.pubsub.core import PubSub
 
@@ -68,7 +70,7 @@ class PresenceTracker:
         self.unfinished: list[tuple[str, str, str]] = []
         #: Keepalives that still put this node's entries back after the store had lost them.
         self._retracks_left = 0
-        pubsub.on_remote_presence = self.observe
+        pubsub.on_remote_presence = self.observe_remote
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,6 +185,14 @@ class PresenceTracker:
         that joined before this node subscribed are then known without a store read."""
         if state:
             self.observe(topic, Diff(joins=state))
+
+    def observe_remote(self, topic: str, payload: bytes) -> None:
+        """Another node's presence_diff, as pub/sub received it (a malformed one is ignored)."""
+        try:
+            diff = Diff.from_payload(jsonenc.decode(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        self.observe(topic, diff)
 
     def observe(self, topic: str, diff: Diff) -> None:
         """Fold a diff into `members` (ours as we publish it, others' as they arrive)."""

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 import msgspec
 
 from gateway.observability import metrics
-from gateway.presence.state import Diff
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import PRESENCE_DIFF, Frame
 from gateway.protocol.serializers import Serializer
@@ -62,8 +61,9 @@ class PubSub:
         # 1-entry dict (most keys have one subscriber: a member's own inbox), and a broadcast
         # iterates it without copying. Joining or leaving a room of n costs O(n).
         self._subs: dict[str, tuple[Subscriber, ...]] = {}
-        #: Told of every presence diff from another node (the presence tracker's member index).
-        self.on_remote_presence: Callable[[str, Diff], None] | None = None
+        #: Told of every presence diff from another node, still encoded: its topic and payload
+        #: (the presence tracker's member index; pub/sub knows nothing of presence itself).
+        self.on_remote_presence: Callable[[str, bytes], None] | None = None
 
     async def start(self) -> None:
         await self.adapter.start(self._remote)
@@ -160,10 +160,5 @@ class PubSub:
             return
         payload: Any = env.payload if env.binary else msgspec.Raw(env.payload)
         if env.event == PRESENCE_DIFF and self.on_remote_presence is not None:
-            try:
-                diff = Diff.from_payload(jsonenc.decode(env.payload))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass
-            else:
-                self.on_remote_presence(env.topic, diff)
+            self.on_remote_presence(env.topic, env.payload)
         self.dispatch(env.key, env.topic, env.event, payload, None, env.exclude)
