@@ -14,7 +14,7 @@ from bench.common import echo_cost, ratio, server
 from gateway.config import RatesConfig
 from gateway.observability.labels import classify_event
 from gateway.protocol.ratelimit import RateLimiter
-from gateway.services import limiter_specs
+from gateway.runtime.admission import limiter_specs
 
 ROUNDS = 3
 ON = (

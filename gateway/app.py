@@ -1,19 +1,22 @@
-"""Composition root: settings -> backends -> pub/sub -> router -> the aiohttp application."""
+"""Composition root: settings -> backends -> pub/sub -> rooms -> router -> parts -> the aiohttp
+application. The one place that builds the node's parts and hands each layer the ones it uses."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from gateway.appkeys import SERVICES, SETTINGS
+from gateway.auth.setup import build_authenticator, build_origin_check
 from gateway.channels.echo import EchoChannel
 from gateway.channels.room import RoomChannel
 from gateway.channels.router import Router
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.history.store import PostgresSessionStore, build_history
 from gateway.observability import metrics, tally
 from gateway.observability.exposition import render_latest
@@ -25,9 +28,12 @@ from gateway.presence.tracker import PresenceTracker
 from gateway.pubsub.adapter import LocalAdapter, PubSubAdapter
 from gateway.pubsub.core import PubSub
 from gateway.pubsub.redis import RedisPubSubAdapter
+from gateway.recording import Recorder
+from gateway.runtime.admission import Admission
+from gateway.runtime.hub import Hub
 from gateway.runtime.longpoll_forward import PubSubSessionLocator
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
-from gateway.services import Services
+from gateway.runtime.parts import ConnectionParts
 from gateway.sfu.bridge import SfuBridge
 from gateway.sfu.janus import JanusClient
 from gateway.sfu.modes import MemoryRoomModes, RedisRoomModes, RoomModes
@@ -37,16 +43,39 @@ from gateway.signaling.redis import RedisGraceQueue, RedisSessionStore, StoreCli
 from gateway.signaling.rooms import RoomLimits, Rooms
 from gateway.signaling.sessions import MemorySessionStore, SessionStore
 from gateway.transports.history_http import add_history_routes
+from gateway.transports.idle import IdleReaper
 from gateway.transports.longpoll import add_longpoll
+from gateway.transports.outbound_budget import OutboundBudget
+from gateway.transports.parts import TransportParts
+from gateway.transports.peer import parse_networks
 from gateway.transports.rooms_http import add_room_routes
-from gateway.transports.websocket import websocket_handler
+from gateway.transports.websocket import add_websocket
 
 
-def build_router(settings: Settings) -> Router:
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Every part of one node, as built here; each layer is handed only the parts it uses."""
+
+    settings: Settings
+    pubsub: PubSub
+    hub: Hub
+    router: Router
+    admission: Admission
+    rooms: Rooms
+    history: PostgresSessionStore | None  # with --database-url
+    store_client: StoreClient | None  # the room stores' Redis connection pool, with --redis-url
+    connection: ConnectionParts
+    transport: TransportParts
+
+
+NODE = web.AppKey("node", Node)
+
+
+def build_router(settings: Settings, rooms: Rooms) -> Router:
     router = Router()
     if settings.listen.echo:
         router.route("echo:*", EchoChannel)
-    router.route("room:*", RoomChannel)
+    router.route("room:*", RoomChannel, rooms=rooms)
     return router
 
 
@@ -126,17 +155,50 @@ def build_pubsub_adapter(settings: Settings) -> PubSubAdapter:
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_node(settings: Settings) -> Node:
     pubsub = PubSub(settings.node, build_pubsub_adapter(settings))
-    services = Services(settings, pubsub, build_router(settings), time.monotonic)
     client = build_store_client(settings)
-    if client is not None:
-        services.extras["redis"] = client  # the room stores' connection pool
     history = build_history_store(settings)
-    if history is not None:
-        services.extras["history"] = history
-    services.extras["rooms"] = build_rooms(settings, pubsub, client, history)
-    return services
+    rooms = build_rooms(settings, pubsub, client, history)
+    router = build_router(settings, rooms)
+    hub = Hub()
+    admission = Admission(settings.rates, time.monotonic)
+    connection = ConnectionParts(hub, router, admission, pubsub, settings.connections.max_channels)
+    return Node(
+        settings,
+        pubsub,
+        hub,
+        router,
+        admission,
+        rooms,
+        history,
+        client,
+        connection,
+        build_transport_parts(settings, connection),
+    )
+
+
+def build_transport_parts(settings: Settings, connection: ConnectionParts) -> TransportParts:
+    limits = settings.connections
+    try:
+        trusted_proxies = parse_networks(limits.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"trusted_proxies: {exc}") from None
+    recording = settings.recording
+    return TransportParts(
+        connection=connection,
+        node=settings.node,
+        limits=limits,
+        longpoll=settings.longpoll,
+        authenticator=build_authenticator(settings.auth),
+        origin_check=build_origin_check(settings.listen),
+        trusted_proxies=trusted_proxies,
+        outbound=OutboundBudget(limits.outbound_budget_bytes),
+        idle=IdleReaper(limits.idle_timeout_ms / 1000),
+        recorder=Recorder(recording.record_dir, recording.record_sample_rate)
+        if recording.record_dir
+        else None,
+    )
 
 
 def build_history_store(settings: Settings) -> PostgresSessionStore | None:
@@ -176,28 +238,27 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    ready_problems(request.app[SERVICES])
+    ready_problems(request.app[NODE])
     tally.flush()
     body, content_type = render_latest()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def ready_problems(services: Services) -> list[str]:
+def ready_problems(node: Node) -> list[str]:
     """Why this node should not get new traffic (empty when ready); also sets gateway_ready."""
     problems: list[str] = []
-    if services.hub.draining:
+    if node.hub.draining:
         problems.append("draining")
-    if not services.pubsub.adapter.healthy:
+    if not node.pubsub.adapter.healthy:
         problems.append("pubsub backend unreachable")
     metrics.READY.set(0 if problems else 1)
-    history: PostgresSessionStore | None = services.extras.get("history")
-    if history is not None:
-        history.writer.update_gauge()
+    if node.history is not None:
+        node.history.writer.update_gauge()
     return problems
 
 
-async def _flush_tallies(services: Services) -> None:
-    limiter = services.limiter
+async def _flush_tallies(node: Node) -> None:
+    limiter = node.admission.limiter
     evicted = 0
     while True:
         await asyncio.sleep(1.0)
@@ -209,52 +270,49 @@ async def _flush_tallies(services: Services) -> None:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    services: Services = request.app[SERVICES]
-    problems = ready_problems(services)
+    node = request.app[NODE]
+    problems = ready_problems(node)
     extra: dict[str, Any] = {}
-    history: PostgresSessionStore | None = services.extras.get("history")
-    if history is not None:
+    if node.history is not None:
         # Not a reason to take the node out: relay and chat work, history writes queue up.
-        extra["database"] = "ok" if history.healthy else "degraded"
-    rooms: Rooms = services.extras["rooms"]
-    if rooms.sfu is not None:
+        extra["database"] = "ok" if node.history.healthy else "degraded"
+    if node.rooms.sfu is not None:
         # Janus down costs SFU rooms their media, not the node its signaling and chat.
-        extra["sfu"] = rooms.sfu.states()
+        extra["sfu"] = node.rooms.sfu.states()
     if problems:
         # Degraded: this node still serves its own clients, but not across nodes.
-        status = "unavailable" if services.hub.draining else "degraded"
+        status = "unavailable" if node.hub.draining else "degraded"
         return web.json_response({"status": status, "problems": problems, **extra}, status=503)
-    return web.json_response({"status": "ready", "connections": len(services.hub), **extra})
+    return web.json_response({"status": "ready", "connections": len(node.hub), **extra})
 
 
-def build_app(settings: Settings, services: Services | None = None) -> web.Application:
-    services = services or build_services(settings)
+def build_app(settings: Settings, node: Node | None = None) -> web.Application:
+    node = node or build_node(settings)
     app = web.Application()
-    app[SERVICES] = services
-    app[SETTINGS] = settings
+    app[NODE] = node
     base = settings.listen.socket_path
     if settings.listen.websocket:
-        app.router.add_route("*", f"{base}/websocket", websocket_handler)
+        add_websocket(app, node.transport, f"{base}/websocket")
     if settings.listen.longpoll:
-        add_longpoll(app, services, build_session_locator(settings, services.pubsub))
+        locator = build_session_locator(settings, node.pubsub)
+        add_longpoll(app, node.transport, f"{base}/longpoll", locator)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
-    rooms: Rooms = services.extras["rooms"]
+    rooms, history = node.rooms, node.history
     add_room_routes(app, rooms, settings.auth.admin_token, settings.listen.demo)
-    history: PostgresSessionStore | None = services.extras.get("history")
     add_history_routes(app, history)
 
     background: list[asyncio.Task[None]] = []
 
     async def on_startup(app: web.Application) -> None:
-        await services.pubsub.start()
+        await node.pubsub.start()
         if history is not None:
             await history.start()
         await rooms.start()
         background.append(start_loop_lag_monitor())
-        background.append(asyncio.get_running_loop().create_task(_flush_tallies(services)))
-        ready_problems(services)
+        background.append(asyncio.get_running_loop().create_task(_flush_tallies(node)))
+        ready_problems(node)
 
     async def on_cleanup(app: web.Application) -> None:
         for task in background:
@@ -264,10 +322,10 @@ def build_app(settings: Settings, services: Services | None = None) -> web.Appli
         await rooms.stop()  # hands its queued store writes over first
         if history is not None:
             await history.stop()  # flushes them to PostgreSQL (bounded in time)
-        await services.pubsub.stop()
+        await node.pubsub.stop()
         tally.flush()
-        if "redis" in services.extras:
-            await services.extras["redis"].aclose()
+        if node.store_client is not None:
+            await node.store_client.aclose()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -101,19 +101,18 @@ async def serve(settings: Settings) -> int:
     # up its multiprocess directory.
     from aiohttp import web
 
-    from gateway.app import build_app, build_services, metrics_handler
-    from gateway.appkeys import SERVICES
+    from gateway.app import NODE, build_app, build_node, metrics_handler
     from gateway.observability.multiproc import check_worker_setup
     from gateway.transports.tcp_guard import GuardedSite, guard_for
 
     check_worker_setup()
-    services = build_services(settings)
-    app = build_app(settings, services)
+    node = build_node(settings)
+    app = build_app(settings, node)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     listen = settings.listen
     reuse_port = settings.process.workers > 1
-    guard = guard_for(settings.connections, services.trusted_proxies)
+    guard = guard_for(settings.connections, node.transport.trusted_proxies)
     site = GuardedSite(runner, guard, listen.host, listen.port, reuse_port=reuse_port, backlog=4096)
     await site.start()
     # Everything built so far lives as long as the process: keep it out of the collector's
@@ -125,7 +124,7 @@ async def serve(settings: Settings) -> int:
     metrics_port = settings.observability.metrics_port
     if metrics_port:
         metrics_app = web.Application()
-        metrics_app[SERVICES] = services
+        metrics_app[NODE] = node
         metrics_app.router.add_get("/metrics", metrics_handler)
         metrics_runner = web.AppRunner(metrics_app, handle_signals=False, access_log=None)
         await metrics_runner.setup()
@@ -157,7 +156,7 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     process = settings.process
-    left = await services.hub.drain(
+    left = await node.hub.drain(
         process.drain_grace_s, process.drain_batch, process.drain_interval_ms / 1000
     )
     await runner.cleanup()

@@ -8,17 +8,13 @@ Mirrors Phoenix.Channel: `join`, `handle_in`, `handle_out` for intercepted broad
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
+from gateway.channels.context import ChannelContext, SocketInfo
 from gateway.protocol import jsonenc
 from gateway.protocol.messages import Payload
-
-if TYPE_CHECKING:
-    from gateway.runtime.channel_process import ChannelProcess
-    from gateway.runtime.connection import SocketInfo
-    from gateway.services import Services
 
 
 class Reply(msgspec.Struct, frozen=True, gc=False):
@@ -58,7 +54,7 @@ class Channel:
     # A subclass that declares no `__slots__` gets an instance dict as usual.
     __slots__ = ("_process", "topic")
 
-    def __init__(self, process: ChannelProcess) -> None:
+    def __init__(self, process: ChannelContext) -> None:
         self._process = process
         self.topic: str = process.topic
 
@@ -66,10 +62,6 @@ class Channel:
     @property
     def socket(self) -> SocketInfo:
         return self._process.conn.info
-
-    @property
-    def services(self) -> Services:
-        return self._process.conn.services
 
     # -- callbacks --------------------------------------------------------------------------
     # Each callback may be a plain method or a coroutine. A plain one runs at once on the read
@@ -114,11 +106,12 @@ class Channel:
 
     def broadcast(self, event: str, payload: Any) -> int:
         """To every subscriber of this topic, this client included."""
-        return self.services.pubsub.broadcast(self.topic, event, payload)
+        return self._process.conn.parts.pubsub.broadcast(self.topic, event, payload)
 
     def broadcast_from(self, event: str, payload: Any) -> int:
         """To every subscriber of this topic except this channel."""
-        return self.services.pubsub.broadcast(self.topic, event, payload, exclude=self._process)
+        pubsub = self._process.conn.parts.pubsub
+        return pubsub.broadcast(self.topic, event, payload, exclude=self._process)
 
     def subscribe(self, key: str) -> None:
         """Receive broadcasts on a further key (they arrive with this channel's topic)."""
@@ -126,3 +119,13 @@ class Channel:
 
     def send_info(self, message: Any) -> None:
         self._process.send_info(message)
+
+
+class ChannelFactory(Protocol):
+    """What the router hands the runtime for a topic: a `Channel` subclass, or a route that
+    builds one with its options (`Router.route("room:*", RoomChannel, rooms=rooms)`)."""
+
+    @property
+    def intercepts(self) -> frozenset[str]: ...
+
+    def __call__(self, process: ChannelContext) -> Channel: ...

@@ -65,7 +65,7 @@ from gateway.signaling.rooms import Rooms, user_key
 from gateway.signaling.sessions import iso
 
 if TYPE_CHECKING:
-    from gateway.runtime.channel_process import ChannelProcess
+    from gateway.channels.context import ChannelContext
 
 log = structlog.get_logger("gateway.rooms")
 
@@ -88,20 +88,16 @@ class RoomChannel(Channel):
     # The SFU's room-wide notices pass through handle_out: each channel subscribes for itself.
     intercepts = frozenset({PUBLISHED, UNPUBLISHED_OUT})
     # One per member: no instance dict.
-    __slots__ = ("phx_ref", "room_id", "sfu", "tracks", "user_id")
+    __slots__ = ("phx_ref", "room_id", "rooms", "sfu", "tracks", "user_id")
 
-    def __init__(self, process: ChannelProcess) -> None:
+    def __init__(self, process: ChannelContext, rooms: Rooms) -> None:
         super().__init__(process)
+        self.rooms = rooms  # routed with the channel: `route("room:*", RoomChannel, rooms=...)`
         self.room_id = ""
         self.user_id = ""
         self.phx_ref: str | None = None
         self.tracks: list[str] | None = None
         self.sfu: SfuPart | None = None  # set when the room's media is sfu
-
-    @property
-    def rooms(self) -> Rooms:
-        rooms: Rooms = self.services.extras["rooms"]
-        return rooms
 
     # -- join -------------------------------------------------------------------------------
     async def join(self, payload: Payload) -> Reply:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import structlog
 
-from gateway.channels.base import Channel, Reply, Stop
+from gateway.channels.base import ChannelFactory, Reply, Stop
 from gateway.errors import CHANNEL_CRASH, JOIN_CRASHED, UNMATCHED_TOPIC
 from gateway.observability import metrics
 from gateway.observability.labels import EventClass
@@ -74,7 +74,7 @@ class ChannelProcess:
         "topic",
     )
 
-    def __init__(self, conn: Connection, topic: str, join_ref: Any, channel_cls: type[Channel]):
+    def __init__(self, conn: Connection, topic: str, join_ref: Any, channel_cls: ChannelFactory):
         self.conn = conn
         self.topic = topic
         self.join_ref = join_ref
@@ -153,7 +153,7 @@ class ChannelProcess:
         if self._extra is None:
             self._extra = []
         self._extra.append((key, sub))
-        self.conn.services.pubsub.subscribe(key, sub)
+        self.conn.parts.pubsub.subscribe(key, sub)
 
     def deliver_targeted(self, event: str, payload: Any) -> None:
         """A message for this channel alone: a push with its join_ref, after the join reply."""
@@ -347,7 +347,7 @@ class ChannelProcess:
             return None
         self.joined = True
         metrics.CHANNELS_JOINED.inc()
-        conn.services.pubsub.subscribe(self.topic, self)
+        conn.parts.pubsub.subscribe(self.topic, self)
         conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
         after = self.channel.after_join()
@@ -383,7 +383,7 @@ class ChannelProcess:
             return None
         self._finished = True
         self.inbox.clear()
-        pubsub = self.conn.services.pubsub
+        pubsub = self.conn.parts.pubsub
         if self.joined:
             pubsub.unsubscribe(self.topic, self)
             metrics.CHANNELS_JOINED.dec()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 
+from gateway.channels.context import SocketInfo
 from gateway.errors import CLOSE_GOING_AWAY, ClientError
 from gateway.observability import metrics
 from gateway.observability.labels import classify_event
@@ -24,27 +24,12 @@ from gateway.runtime.channel_process import ChannelProcess
 from gateway.runtime.sink import Sink
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.runtime.parts import ConnectionParts
 
 log = structlog.get_logger("gateway.connection")
 _ids = itertools.count(1)
 
 DISCONNECT = "disconnect"
-
-
-class SocketInfo(msgspec.Struct, kw_only=True):
-    """What channels may know about their socket: Phoenix's `socket.assigns` and friends."""
-
-    conn_id: str
-    user_id: str
-    authenticated: bool
-    transport: str
-    serializer_vsn: str
-    params: dict[str, Any] = msgspec.field(default_factory=dict)
-    peer: str = ""
-    socket_id: str | None = None
-    claims: dict[str, Any] = msgspec.field(default_factory=dict)
-    assigns: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Connection:
@@ -57,9 +42,9 @@ class Connection:
         "id",
         "info",
         "last_seen",
+        "parts",
         "serializer",
         "serializer_label",
-        "services",
         "sink",
         "state",
         "sub_id",
@@ -67,19 +52,19 @@ class Connection:
 
     def __init__(
         self,
-        services: Services,
+        parts: ConnectionParts,
         sink: Sink,
         serializer: Serializer,
         info: SocketInfo,
     ) -> None:
         self.last_seen = 0.0  # monotonic time of the last frame (the idle reaper reads it)
-        self.services = services
+        self.parts = parts
         self.sink = sink
         self.serializer = serializer
         self.info = info
         self.id = info.conn_id
         self.sub_id = info.conn_id
-        self.state = SocketState(services.settings.connections.max_channels)
+        self.state = SocketState(parts.max_channels)
         self.channels: dict[str, ChannelProcess] = {}
         self.closed = False
         self.serializer_label = "v2" if serializer.vsn.startswith("2") else "v1"
@@ -91,9 +76,9 @@ class Connection:
     # -- lifecycle --------------------------------------------------------------------------
     def opened(self) -> None:
         metrics.connection_opened(self.sink.transport, self.serializer_label)  # type: ignore[arg-type]
-        self.services.hub.add(self)
+        self.parts.hub.add(self)
         if self.info.socket_id:
-            self.services.pubsub.subscribe(self.info.socket_id, self)
+            self.parts.pubsub.subscribe(self.info.socket_id, self)
 
     def shutdown(self, reason: str) -> None:
         """The transport ended: stop every channel without a frame (as Phoenix does when a
@@ -102,11 +87,11 @@ class Connection:
             return
         self.closed = True
         if self.info.socket_id:
-            self.services.pubsub.unsubscribe(self.info.socket_id, self)
+            self.parts.pubsub.unsubscribe(self.info.socket_id, self)
         for process in list(self.channels.values()):
             process.stop(reason)
-        self.services.hub.remove(self)
-        self.services.forget(self)
+        self.parts.hub.remove(self)
+        self.parts.admission.forget(self)
         metrics.connection_closed(self.sink.transport, self.serializer_label)  # type: ignore[arg-type]
 
     def close(self, code: int, reason: str = "") -> None:
@@ -138,7 +123,7 @@ class Connection:
     def handle(self, msg: Message) -> None:
         if self.closed:
             return
-        services = self.services
+        admission = self.parts.admission
         topic = msg.topic
         klass = classify_event(topic, msg.event)
         metrics.count_message_in(klass)
@@ -151,18 +136,18 @@ class Connection:
         ):
             # A push on a joined channel, the common case: what `SocketState.decide` would
             # answer (DELIVER), without asking it.
-            refusal = services.admit_push(self, klass) if services.limits_on else None
+            refusal = admission.admit_push(self, klass) if admission.limits_on else None
             if refusal is not None:
                 metrics.count_rate_limited_push(klass)
                 process.refuse(msg, refusal)
                 return
             process.put(msg, klass)
             return
-        decision = self.state.decide(msg, services.router.match(msg.topic) is not None)
+        decision = self.state.decide(msg, self.parts.router.match(msg.topic) is not None)
         action = decision.action
         if action is Action.DELIVER:
             process = self.channels[msg.topic]
-            refusal = services.admit_push(self, klass)
+            refusal = admission.admit_push(self, klass)
             if refusal is not None:
                 metrics.count_rate_limited_push(klass)
                 process.refuse(msg, refusal)
@@ -171,7 +156,7 @@ class Connection:
         elif action is Action.HEARTBEAT:
             self.reply(None, msg.ref, msg.topic, "ok", {})
         elif action is Action.JOIN or action is Action.REJOIN:
-            refusal = services.admit_join(self, msg)
+            refusal = admission.admit_join(self, msg)
             if refusal is not None:
                 metrics.count_join("rate_limited")
                 self.reply(msg.join_ref, msg.ref, msg.topic, "error", refusal)
@@ -184,7 +169,7 @@ class Connection:
         # Action.DROP: a stale join_ref gets nothing at all (docs/wire.md, "Frames").
 
     def _join(self, msg: Message) -> None:
-        channel_cls = self.services.router.match(msg.topic)
+        channel_cls = self.parts.router.match(msg.topic)
         if channel_cls is None:  # a rejoin whose route was removed cannot happen; be safe
             return
         previous = self.channels.get(msg.topic)

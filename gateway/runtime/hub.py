@@ -17,25 +17,25 @@ from gateway.errors import CLOSE_RESTART
 from gateway.observability import metrics
 
 if TYPE_CHECKING:
-    from gateway.runtime.connection import Connection
+    from gateway.runtime.client import Client
 
 log = structlog.get_logger("gateway.hub")
 
 
 class Hub:
     def __init__(self) -> None:
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Client] = {}
         self.per_ip: Counter[str] = Counter()
         self.draining = False
         self._empty = asyncio.Event()
         self._empty.set()
 
-    def add(self, conn: Connection) -> None:
+    def add(self, conn: Client) -> None:
         self.connections[conn.id] = conn
         self.per_ip[conn.info.peer] += 1
         self._empty.clear()
 
-    def remove(self, conn: Connection) -> None:
+    def remove(self, conn: Client) -> None:
         if self.connections.pop(conn.id, None) is None:
             return
         peer = conn.info.peer

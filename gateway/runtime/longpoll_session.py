@@ -23,9 +23,9 @@ from gateway.protocol.messages import Frame
 from gateway.runtime.connection import Connection
 
 if TYPE_CHECKING:
+    from gateway.channels.context import SocketInfo
     from gateway.protocol.serializers import Serializer
-    from gateway.runtime.connection import SocketInfo
-    from gateway.services import Services
+    from gateway.runtime.parts import ConnectionParts
 
 log = structlog.get_logger("gateway.longpoll")
 
@@ -182,29 +182,36 @@ class LongPollSession:
 class SessionRegistry:
     """This node's long-poll sessions, by id."""
 
-    def __init__(self, services: Services, signer: rules.TokenSigner) -> None:
-        self.services = services
+    def __init__(
+        self,
+        parts: ConnectionParts,
+        signer: rules.TokenSigner,
+        node: str,
+        window_s: float,
+        outbound_limit_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.parts = parts
         self.signer = signer
+        self.node = node
+        self.window_s = window_s
+        self.outbound_limit_bytes = outbound_limit_bytes
+        self.clock = clock
         self.sessions: dict[str, LongPollSession] = {}
-
-    @property
-    def window_s(self) -> float:
-        return self.services.settings.longpoll.longpoll_window_ms / 1000
 
     def open(self, info: SocketInfo, serializer: Serializer) -> LongPollSession:
         """A new session around a new connection; its token names this node."""
-        settings = self.services.settings
         session_id = secrets.token_urlsafe(16)
-        token = self.signer.sign(settings.node, session_id, time.time())
+        token = self.signer.sign(self.node, session_id, time.time())
         session = LongPollSession(
             session_id,
             token,
             self.window_s,
-            settings.connections.outbound_limit_bytes,
+            self.outbound_limit_bytes,
             self._ended,
-            self.services.clock,
+            self.clock,
         )
-        conn = Connection(self.services, session, serializer, info)
+        conn = Connection(self.parts, session, serializer, info)
         session.conn = conn
         self.sessions[session_id] = session
         metrics.LONGPOLL_SESSIONS.inc()

@@ -13,14 +13,17 @@ import asyncio
 import itertools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.channels.base import Channel
+from gateway.channels.context import SocketInfo
 from gateway.errors import CLOSE_GOING_AWAY
 from gateway.protocol.messages import Frame
 from gateway.protocol.serializers import select_serializer
-from gateway.runtime.connection import Connection, SocketInfo
-from gateway.services import Services
+from gateway.runtime.connection import Connection
+
+if TYPE_CHECKING:
+    from gateway.app import Node
 
 Match = Callable[[list[Any]], bool]
 
@@ -166,24 +169,25 @@ class Client:
 
 
 class ChannelTest:
-    """One node's real services and any number of clients connected without a network."""
+    """One node's real parts and any number of clients connected without a network."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, node: Node) -> None:
+        self.node = node
         self.clients: list[Client] = []
 
     @classmethod
     def build(cls, **settings: Any) -> ChannelTest:
-        """The services `python -m gateway serve` would build with these settings (memory
+        """The node `python -m gateway serve` would build with these settings (memory
         stores unless a `redis_url` is given); no `GATEWAY_*` environment is read."""
-        from gateway.app import build_services  # the composition root, only when asked
+        from gateway.app import build_node  # the composition root, only when asked
         from gateway.config import load_settings
 
-        return cls(build_services(load_settings({"port": 0, **settings}, environ={})))
+        return cls(build_node(load_settings({"port": 0, **settings}, environ={})))
 
-    def route(self, pattern: str, channel: type[Channel]) -> None:
-        """Route `pattern` ("prefix*" or a topic) to `channel`; earlier routes win."""
-        self.services.router.route(pattern, channel)
+    def route(self, pattern: str, channel: type[Channel], **options: Any) -> None:
+        """Route `pattern` ("prefix*" or a topic) to `channel`, whose channels are built with
+        `options` as keyword arguments; earlier routes win."""
+        self.node.router.route(pattern, channel, **options)
 
     def connect(
         self,
@@ -199,7 +203,7 @@ class ChannelTest:
         serializer = select_serializer(vsn)
         if serializer is None:
             raise ValueError(f"unsupported vsn {vsn!r}")
-        conn_id = Connection.new_id(self.services.settings.node)
+        conn_id = Connection.new_id(self.node.settings.node)
         info = SocketInfo(
             conn_id=conn_id,
             user_id=user_id,
@@ -211,7 +215,7 @@ class ChannelTest:
             claims=claims or {},
         )
         sink = RecordingSink(transport)
-        conn = Connection(self.services, sink, serializer, info)
+        conn = Connection(self.node.connection, sink, serializer, info)
         conn.opened()
         client = Client(self, conn, sink)
         self.clients.append(client)

@@ -15,14 +15,15 @@ import structlog
 from aiohttp import web
 
 from gateway.auth.authenticator import Refusal
+from gateway.channels.context import SocketInfo
 from gateway.observability.labels import ConnectResult
 from gateway.protocol.serializers import Serializer, select_serializer
-from gateway.runtime.connection import Connection, SocketInfo
+from gateway.runtime.connection import Connection
 from gateway.transports.params import parse_query
 from gateway.transports.peer import client_address
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.transports.parts import TransportParts
 
 log = structlog.get_logger("gateway.connect")
 
@@ -69,23 +70,22 @@ def split_subprotocols(header: str | None) -> tuple[str | None, list[str]]:
 
 
 def connect_socket(
-    services: Services, request: web.Request, auth_token: str | None, transport: str
+    parts: TransportParts, request: web.Request, auth_token: str | None, transport: str
 ) -> tuple[SocketInfo, Serializer]:
-    settings = services.settings
     peer = client_address(
-        request.remote or "", request.headers.get("X-Forwarded-For"), services.trusted_proxies
+        request.remote or "", request.headers.get("X-Forwarded-For"), parts.trusted_proxies
     )
-    hub = services.hub
+    hub = parts.connection.hub
     if hub.draining:
         raise ConnectRefused(503, "draining")
-    caps = settings.connections
+    caps = parts.limits
     if len(hub) >= caps.max_connections or hub.per_ip[peer] >= caps.max_connections_per_ip:
         log.warning("socket_refused", reason="capacity", peer=peer, connections=len(hub))
         raise ConnectRefused(503, "capacity")
-    if not services.admit_connect(peer):
+    if not parts.connection.admission.admit_connect(peer):
         log.info("socket_refused", reason="rate_limited", peer=peer)
         raise ConnectRefused(429, "rate_limited")
-    origin_check = services.origin_check
+    origin_check = parts.origin_check
     if origin_check is not None and not origin_check(request):
         log.info("socket_refused", reason="origin", origin=request.headers.get("Origin"))
         raise ConnectRefused(403, "origin")
@@ -106,7 +106,7 @@ def connect_socket(
             vsn=str(vsn),
         )
         raise ConnectRefused(403, "vsn")
-    identity = services.authenticator.authenticate(params, auth_token)
+    identity = parts.authenticator.authenticate(params, auth_token)
     if isinstance(identity, Refusal):
         # The detail never contains the token itself.
         log.info(
@@ -118,7 +118,7 @@ def connect_socket(
         )
         raise ConnectRefused(403, identity.reason)
     user_id, authenticated, claims = identity.user_id, identity.authenticated, dict(identity.claims)
-    conn_id = Connection.new_id(settings.node)
+    conn_id = Connection.new_id(parts.node)
     info = SocketInfo(
         conn_id=conn_id,
         user_id=user_id,
@@ -127,9 +127,7 @@ def connect_socket(
         serializer_vsn=serializer.vsn,
         params=params,
         peer=peer,
-        socket_id=settings.connections.socket_id_template.format(user_id=user_id)
-        if user_id
-        else None,
+        socket_id=caps.socket_id_template.format(user_id=user_id) if user_id else None,
         claims=claims,
     )
     log.debug(

@@ -22,7 +22,7 @@ from gateway.transports.connect import ConnectRefused, connect_socket
 from gateway.transports.params import parse_query
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.transports.parts import TransportParts
 
 log = structlog.get_logger("gateway.longpoll")
 
@@ -37,16 +37,22 @@ _READ_CHUNK = 1 << 16
 class LongPoll:
     """The long-poll transport of one node: token signing, local sessions, forwarding."""
 
-    def __init__(self, services: Services, locator: SessionLocator | None = None) -> None:
-        settings = services.settings
-        self.services = services
-        self.node = settings.node
-        key = rules.derive_key(settings.longpoll.longpoll_secret, secrets.token_bytes(32))
+    def __init__(self, parts: TransportParts, locator: SessionLocator | None = None) -> None:
+        config = parts.longpoll
+        self.parts = parts
+        self.node = parts.node
+        key = rules.derive_key(config.longpoll_secret, secrets.token_bytes(32))
         self.signer = rules.TokenSigner(key)
-        self.registry = SessionRegistry(services, self.signer)
+        self.window_s = config.longpoll_window_ms / 1000
+        self.registry = SessionRegistry(
+            parts.connection,
+            self.signer,
+            self.node,
+            self.window_s,
+            parts.limits.outbound_limit_bytes,
+        )
         self.locator: SessionLocator = locator or LocalSessionLocator()
-        self.window_s = settings.longpoll.longpoll_window_ms / 1000
-        self.max_body = settings.longpoll.longpoll_max_body_bytes
+        self.max_body = config.longpoll_max_body_bytes
 
     async def start(self) -> None:
         await self.locator.start(self.registry.serve)
@@ -81,7 +87,7 @@ async def longpoll_handler(request: web.Request) -> web.StreamResponse:
     if method not in ("GET", "POST", "OPTIONS"):
         return web.Response(status=400, headers=BASE_HEADERS)
     # The origin check comes first for every method, preflights included (docs/longpoll.md).
-    origin_check = longpoll.services.origin_check
+    origin_check = longpoll.parts.origin_check
     if origin_check is not None and not origin_check(request):
         log.info(
             "socket_refused",
@@ -132,7 +138,7 @@ def _open(longpoll: LongPoll, request: web.Request) -> web.Response:
     """A GET without a live session: connect, then 410 with the new session's token."""
     auth_token = request.headers.get(rules.AUTH_HEADER)
     try:
-        info, serializer = connect_socket(longpoll.services, request, auth_token, "longpoll")
+        info, serializer = connect_socket(longpoll.parts, request, auth_token, "longpoll")
     except ConnectRefused as refusal:
         metrics.count_connect("longpoll", refusal.result)
         log.info(events.SOCKET_REFUSED, transport="longpoll", status=refusal.status,
@@ -158,11 +164,14 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def add_longpoll(app: web.Application, services: Services, locator: SessionLocator) -> LongPoll:
-    """Mount `{socket_path}/longpoll` and start and stop the transport with the application."""
-    longpoll = LongPoll(services, locator)
+def add_longpoll(
+    app: web.Application, parts: TransportParts, path: str, locator: SessionLocator
+) -> LongPoll:
+    """Mount the long-poll transport at `path` (`{socket_path}/longpoll`) and start and stop
+    it with the application."""
+    longpoll = LongPoll(parts, locator)
     app[LONGPOLL] = longpoll
-    app.router.add_route("*", f"{services.settings.listen.socket_path}/longpoll", longpoll_handler)
+    app.router.add_route("*", path, longpoll_handler)
 
     async def on_startup(app: web.Application) -> None:
         await longpoll.start()

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from gateway.appkeys import SERVICES
 from gateway.errors import CLOSE_INTERNAL, CLOSE_TRY_AGAIN
 from gateway.observability import metrics
 from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
@@ -28,7 +27,7 @@ from gateway.transports.recording import RecordingSink
 from gateway.transports.ws_reader import DirectWebSocketResponse
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.transports.parts import TransportParts
 
 log = structlog.get_logger("gateway.websocket")
 
@@ -174,15 +173,23 @@ class WebSocketSink:
         )
 
 
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    services: Services = request.app[SERVICES]
-    settings = services.settings
+def add_websocket(app: web.Application, parts: TransportParts, path: str) -> None:
+    """Mount the WebSocket transport at `path` (`{socket_path}/websocket`)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await websocket_handler(request, parts)
+
+    app.router.add_route("*", path, handler)
+
+
+async def websocket_handler(request: web.Request, parts: TransportParts) -> web.StreamResponse:
+    limits = parts.limits
     if request.method != "GET":
         return web.Response(status=400)
     header = request.headers.get("Sec-WebSocket-Protocol")
     auth_token, offered = split_subprotocols(header)
     try:
-        conn_info, serializer = connect_socket(services, request, auth_token, "websocket")
+        conn_info, serializer = connect_socket(parts, request, auth_token, "websocket")
     except ConnectRefused as refusal:
         metrics.count_connect("websocket", refusal.result)
         return web.Response(status=refusal.status)
@@ -193,7 +200,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = DirectWebSocketResponse(
         protocols=("phoenix",) if offered else (),
         compress=False,
-        max_msg_size=settings.connections.max_frame_bytes,
+        max_msg_size=limits.max_frame_bytes,
         autoping=False,
         timeout=5.0,
     )
@@ -209,24 +216,27 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sink = WebSocketSink(
         ws,
         transport,  # type: ignore[arg-type]
-        settings.connections.outbound_limit_bytes,
-        services.outbound,
+        limits.outbound_limit_bytes,
+        parts.outbound,
     )
-    recorder = services.recorder
+    recorder = parts.recorder
     session = (
         recorder.maybe_start(conn_info.conn_id, conn_info.params, serializer.vsn)
         if recorder is not None
         else None
     )
     conn = Connection(
-        services, sink if session is None else RecordingSink(sink, session), serializer, conn_info
+        parts.connection,
+        sink if session is None else RecordingSink(sink, session),
+        serializer,
+        conn_info,
     )
     sink._conn = conn
     conn.opened()
     # Data frames reach the connection through `on_message`, called by the parser as it reads
     # them; this task only waits for the end (a close frame, an error, end of stream, or our
     # own close). Inline rather than a helper coroutine: one frame less per connection.
-    idle = services.idle
+    idle = parts.idle
     on_message = _receiver(conn, sink, session)
     idle.watch(conn)
     try:

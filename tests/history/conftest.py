@@ -17,7 +17,8 @@ TOKEN = "s3cret"
 
 
 def history_of(srv: RoomServer) -> PostgresSessionStore:
-    store: PostgresSessionStore = srv.services.extras["history"]
+    store = srv.node.history
+    assert store is not None
     return store
 
 

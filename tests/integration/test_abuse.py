@@ -142,11 +142,11 @@ async def test_random_frames_on_many_sockets_leave_no_trace(wire_server: StartSe
         await _fire(srv, batches)
     await _clean_client_works(srv)
     for _ in range(100):
-        if len(srv.services.hub) == 0 and len(asyncio.all_tasks()) <= baseline_tasks:
+        if len(srv.node.hub) == 0 and len(asyncio.all_tasks()) <= baseline_tasks:
             break
         await asyncio.sleep(0.05)
-    assert len(srv.services.hub) == 0
-    assert srv.services.pubsub.topics() == 0
+    assert len(srv.node.hub) == 0
+    assert srv.node.pubsub.topics() == 0
     assert len(asyncio.all_tasks()) <= baseline_tasks
 
 
@@ -166,5 +166,6 @@ async def test_a_full_rate_limit_table_never_locks_out_new_users(wire_server: St
             await ws.send_v2("1", "1", f"echo:{n}", "phx_join", {})
             reply = await ws.recv_json()
             assert reply[4]["status"] == "ok", (n, reply)
-        assert len(srv.services.limiter) == 50
-        assert srv.services.limiter.evicted >= 70  # the joins, and the address's connect bucket
+        limiter = srv.node.admission.limiter
+        assert len(limiter) == 50
+        assert limiter.evicted >= 70  # the joins, and the address's connect bucket

@@ -325,13 +325,13 @@ async def test_disconnect_broadcast_closes_every_socket_of_the_id(wire_server: S
         for ws in (a, b, other):
             await ws.send_v2("1", "1", "echo:x", "phx_join", {})
             await ws.recv_json()
-        srv.services.pubsub.broadcast("users_socket:1001", "disconnect", {})
+        srv.node.pubsub.broadcast("users_socket:1001", "disconnect", {})
         assert await a.wait_closed() == 1001
         assert await b.wait_closed() == 1001
         await other.send_text('[null,"2","phoenix","heartbeat",{}]')
         assert (await other.recv_json())[1] == "2"
     await asyncio.sleep(0.05)
-    assert len(srv.services.hub) == 0
+    assert len(srv.node.hub) == 0
 
 
 async def test_channel_terminates_when_socket_closes(wire_server: StartServer) -> None:
@@ -339,13 +339,13 @@ async def test_channel_terminates_when_socket_closes(wire_server: StartServer) -
     async with connect(srv.url) as ws:
         await ws.send_v2("1", "1", "echo:t", "phx_join", {})
         await ws.recv_json()
-        assert srv.services.pubsub.subscribers("echo:t") == 1
+        assert srv.node.pubsub.subscribers("echo:t") == 1
     for _ in range(50):
-        if srv.services.pubsub.subscribers("echo:t") == 0:
+        if srv.node.pubsub.subscribers("echo:t") == 0:
             break
         await asyncio.sleep(0.01)
-    assert srv.services.pubsub.subscribers("echo:t") == 0
-    assert len(srv.services.hub) == 0
+    assert srv.node.pubsub.subscribers("echo:t") == 0
+    assert len(srv.node.hub) == 0
 
 
 async def test_echo_broadcast_reaches_every_subscriber_once(wire_server: StartServer) -> None:
@@ -424,11 +424,11 @@ async def test_slow_consumer_is_dropped(wire_server: StartServer) -> None:
         # `slow` stops reading; the broadcasts pile up until its buffer passes the limit.
         big = {"blob": "y" * 60_000}
         for _ in range(400):
-            srv.services.pubsub.broadcast("echo:flood", "big", big)
-            if len(srv.services.hub) < 2:
+            srv.node.pubsub.broadcast("echo:flood", "big", big)
+            if len(srv.node.hub) < 2:
                 break
             await asyncio.sleep(0.001)
-        assert len(srv.services.hub) == 1
+        assert len(srv.node.hub) == 1
         await polite.send_text('[null,"1","phoenix","heartbeat",{}]')
         assert (await polite.recv_json())[1] == "1"
         with pytest.raises(ConnectionClosed):

@@ -56,7 +56,7 @@ async def test_subprotocols_and_auth_token(wire_server: StartServer) -> None:
         assert ws.protocol == "phoenix"
         await ws.send_v2("1", "1", "echo:x", "phx_join", {})
         await ws.recv_json()
-    assert [c.info.user_id for c in srv.services.hub.connections.values()] in ([], ["user-42"])
+    assert [c.info.user_id for c in srv.node.hub.connections.values()] in ([], ["user-42"])
     assert await refused_status(srv.url, protocols=["mqtt"]) == 403
     async with connect(srv.url, protocols=["phoenix", "123"]) as ws:
         assert ws.protocol == "phoenix"
@@ -68,7 +68,7 @@ async def test_auth_token_becomes_user_id(wire_server: StartServer) -> None:
     async with connect(srv.url, protocols=["phoenix", bearer]) as ws:
         await ws.send_v2("1", "1", "echo:x", "phx_join", {})
         await ws.recv_json()
-        (conn,) = srv.services.hub.connections.values()
+        (conn,) = srv.node.hub.connections.values()
         assert conn.info.user_id == "user-42"
         assert conn.info.socket_id == "users_socket:user-42"
 
@@ -82,7 +82,7 @@ async def test_connect_refused_before_upgrade(wire_server: StartServer) -> None:
     async with connect(srv.url, params={"token": token}) as ws:
         await ws.send_v2("1", "1", "echo:x", "phx_join", {})
         await ws.recv_json()
-        (conn,) = srv.services.hub.connections.values()
+        (conn,) = srv.node.hub.connections.values()
         assert conn.info.user_id == "7"
         assert conn.info.authenticated
 
@@ -102,7 +102,7 @@ async def test_query_params_last_duplicate_wins(wire_server: StartServer) -> Non
     async with connect(url) as ws:
         await ws.send_v2("1", "1", "echo:x", "phx_join", {})
         await ws.recv_json()
-        (conn,) = srv.services.hub.connections.values()
+        (conn,) = srv.node.hub.connections.values()
         assert conn.info.user_id == "second"
         assert conn.info.params["user"] == {"id": "1"}
         assert conn.info.params["vsn"] == "2.0.0"
@@ -111,7 +111,7 @@ async def test_query_params_last_duplicate_wins(wire_server: StartServer) -> Non
 async def test_drain_closes_with_1012_and_refuses_new(wire_server: StartServer) -> None:
     srv = await wire_server()
     async with connect(srv.url) as a, connect(srv.url) as b:
-        drain = asyncio.create_task(srv.services.hub.drain(grace_s=5, batch=1, interval_s=0.05))
+        drain = asyncio.create_task(srv.node.hub.drain(grace_s=5, batch=1, interval_s=0.05))
         assert await a.wait_closed() == 1012
         assert await b.wait_closed() == 1012
         assert await drain == 0

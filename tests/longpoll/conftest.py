@@ -10,9 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.app import build_app, build_services
+from gateway.app import Node, build_app, build_node
 from gateway.config import load_settings
-from gateway.services import Services
 from gateway.transports.longpoll import LONGPOLL, LongPoll
 from tests.longpoll.fixture_channel import TERMINATED, LongPollFixtureChannel
 from tests.support.wire_server import serve_app
@@ -22,9 +21,9 @@ FAST = {"longpoll_window_ms": 200, "rate_limits": False}
 
 
 class LongPollServer:
-    def __init__(self, app: web.Application, services: Services, port: int) -> None:
+    def __init__(self, app: web.Application, node: Node, port: int) -> None:
         self.app = app
-        self.services = services
+        self.node = node
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}/socket/longpoll"
 
@@ -122,12 +121,12 @@ async def lp_server() -> AsyncIterator[StartServer]:
 
     async def start(**overrides: Any) -> LongPollServer:
         settings = load_settings({"port": 0, **FAST, **overrides}, environ={})
-        services = build_services(settings)
-        services.router.route("lc:*", LongPollFixtureChannel)
-        app = build_app(settings, services)
+        node = build_node(settings)
+        node.router.route("lc:*", LongPollFixtureChannel)
+        app = build_app(settings, node)
         runner, port = await serve_app(app)
         runners.append(runner)
-        return LongPollServer(app, services, port)
+        return LongPollServer(app, node, port)
 
     TERMINATED.clear()
     yield start

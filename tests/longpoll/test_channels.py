@@ -172,7 +172,7 @@ async def test_53_idle_session_ends_with_inactive_and_post_gets_410(
         await asyncio.sleep(0.05)
     assert time.monotonic() - started >= 0.25  # not before 1.5 x the 200 ms window
     assert (await client.post(["1", "9", "lc:lobby", "ping", {}])).json == {"status": 410}
-    assert len(server.services.hub) == 0
+    assert len(server.node.hub) == 0
 
 
 async def test_polls_keep_a_session_alive(server: LongPollServer, client: LongPollClient) -> None:
@@ -209,7 +209,7 @@ async def test_56_refused_connect_is_403(
     # The X-Phoenix-AuthToken header is the auth token of the connecting GET (section 1.6).
     good = jwt.encode({"sub": "u1"}, JWT_SECRET, algorithm="HS256")
     await client.open(headers={"X-Phoenix-AuthToken": good})
-    [conn] = server.services.hub.connections.values()
+    [conn] = server.node.hub.connections.values()
     assert (conn.info.user_id, conn.info.authenticated) == ("u1", True)
 
 
@@ -273,7 +273,7 @@ async def test_61_disconnect_broadcast_ends_session(
     for jr, topic in (("1", "lc:a"), ("2", "lc:b")):
         await client.post(frame(vsn, jr_of(vsn) and jr, jr, topic, "phx_join", {}))
     await collect(client, 6)
-    server.services.pubsub.broadcast("users_socket:456", "disconnect", {})
+    server.node.pubsub.broadcast("users_socket:456", "disconnect", {})
     await settle()
     assert sorted(TERMINATED) == [("lc:a", "disconnected"), ("lc:b", "disconnected")]
     old = client.token

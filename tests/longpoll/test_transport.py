@@ -180,7 +180,7 @@ async def test_unknown_forged_and_expired_tokens(
     await client.open()
     real = client.token or ""
     signer = server.longpoll.signer
-    node = server.services.settings.node
+    node = server.node.settings.node
     body, _, mac = real.partition(".")
     forged_mac = body + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
     other_key = rules.TokenSigner(b"k" * 32).sign(node, "whatever", time.time())
@@ -235,7 +235,7 @@ async def test_overflowing_buffer_ends_the_session(
     lines = [f'["1","{i}","lc:lobby","params",{{}}]'.encode() for i in range(60)]
     assert (await client.post_raw(b"\n".join(lines))).json in ({"status": 200}, {"status": 410})
     await settle()
-    assert len(server.services.hub) == 0
+    assert len(server.node.hub) == 0
     assert (await client.post(JOIN)).json == {"status": 410}
     assert (await client.get()).json["token"] != client.token  # a fresh session
 
@@ -248,7 +248,7 @@ async def test_drain_ends_sessions_and_refuses_new_ones(
     await collect(client, 3)
     held = asyncio.create_task(client.get())
     await asyncio.sleep(0.05)
-    left = await server.services.hub.drain(1.0, 100, 0.01)
+    left = await server.node.hub.drain(1.0, 100, 0.01)
     assert left == 0
     assert (await held).status == 204  # released at once, not after the window
     assert ("lc:lobby", "draining") in TERMINATED

@@ -11,24 +11,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.app import build_app, build_services
+from gateway.app import Node, build_app, build_node
 from gateway.config import load_settings
-from gateway.services import Services
 from gateway.signaling.rooms import Rooms
 from tests.support.raw_ws import RawSocket, connect
 
 
 class RoomServer:
-    def __init__(self, services: Services, port: int) -> None:
-        self.services = services
+    def __init__(self, node: Node, port: int) -> None:
+        self.node = node
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/socket"
         self.http = f"http://127.0.0.1:{port}"
 
     @property
     def rooms(self) -> Rooms:
-        rooms: Rooms = self.services.extras["rooms"]
-        return rooms
+        return self.node.rooms
 
 
 class Member:
@@ -94,15 +92,15 @@ async def room_server() -> AsyncIterator[StartServer]:
     async def start(**overrides: Any) -> RoomServer:
         base = {"port": 0, "rate_limits": False, "trust_token_as_user_id": True}
         settings = load_settings({**base, **overrides}, environ={})
-        services = build_services(settings)
-        runner = web.AppRunner(build_app(settings, services), access_log=None)
+        node = build_node(settings)
+        runner = web.AppRunner(build_app(settings, node), access_log=None)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return RoomServer(services, port)
+        return RoomServer(node, port)
 
     yield start
     for runner in runners:

@@ -8,16 +8,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.app import build_app, build_services
+from gateway.app import Node, build_app, build_node
 from gateway.config import load_settings
-from gateway.services import Services
 from tests.integration.fixture_channels import add_fixture_routes
 
 
 class WireServer:
-    def __init__(self, runner: web.AppRunner, services: Services, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, node: Node, port: int) -> None:
         self.runner = runner
-        self.services = services
+        self.node = node
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/socket"
         self.http = f"http://127.0.0.1:{port}"
@@ -48,11 +47,11 @@ async def wire_server() -> AsyncIterator[StartServer]:
 
     async def start(**overrides: Any) -> WireServer:
         settings = load_settings({"port": 0, **overrides}, environ={})
-        services = build_services(settings)
-        add_fixture_routes(services.router)
-        runner, port = await serve_app(build_app(settings, services))
+        node = build_node(settings)
+        add_fixture_routes(node.router)
+        runner, port = await serve_app(build_app(settings, node))
         runners.append(runner)
-        return WireServer(runner, services, port)
+        return WireServer(runner, node, port)
 
     yield start
     for runner in runners:

@@ -6,11 +6,21 @@ imports under `if TYPE_CHECKING:` and inside functions included (a rule holds fo
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
-from scripts.import_graph import ROOT, Import, imports_of, package_files
+from scripts.import_graph import (
+    ROOT,
+    Import,
+    cycles,
+    graph,
+    imports_of,
+    layer_graph,
+    layer_of,
+    package_files,
+)
 
 FILES = package_files()
 IMPORTS: list[Import] = [i for path in FILES.values() for i in imports_of(path, FILES)]
@@ -32,9 +42,99 @@ def test_the_walker_sees_relative_type_only_and_lazy_imports() -> None:
     coalesce = imports_of(ROOT / "gateway/presence/coalesce.py", FILES)
     assert "gateway.presence.state" in {i.target for i in coalesce}  # `from .state import`
     connection = imports_of(ROOT / "gateway/runtime/connection.py", FILES)
-    assert any(i.target == "gateway.services" and i.type_only for i in connection)
+    assert any(i.target == "gateway.runtime.parts" and i.type_only for i in connection)
     cli = imports_of(ROOT / "gateway/cli.py", FILES)
     assert any(in_package(i.target, "loadtest") and i.lazy for i in cli)
+
+
+# The layers, lowest first: each imports only layers before it (type-only and lazy imports
+# included), so no two layers ever import each other. docs/design.md, "Layers", draws the same.
+LAYERS = [
+    "errors",
+    "protocol",
+    "observability",
+    "recording",
+    "loadtest",  # beside the server: see the load-tester rules below
+    "ice",
+    "sfu",
+    "config",
+    "auth",
+    "pubsub",
+    "presence",
+    "signaling",
+    "history",
+    "channels",
+    "runtime",
+    "transports",
+    "app",  # the composition root
+    "workers",
+    "testing",
+    "cli",
+    "__main__",
+    "gateway",  # the package's own __init__
+]
+
+
+def test_every_layer_is_ranked() -> None:
+    assert {layer_of(m) for m in FILES} == set(LAYERS)
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    for imp in IMPORTS:
+        if top(imp.target) not in {"gateway", "loadtest"} or imp.target == "gateway":
+            continue
+        mine, theirs = layer_of(imp.source), layer_of(imp.target)
+        if mine != theirs:
+            assert rank[theirs] < rank[mine], f"{imp} ({mine} may not import {theirs})"
+
+
+def test_no_layer_cycle_even_counting_type_only_imports() -> None:
+    assert cycles(layer_graph(graph())) == []
+
+
+def test_pubsub_knows_nothing_of_presence() -> None:
+    # Presence rides pub/sub (diffs are broadcasts); pub/sub hands remote diffs over encoded.
+    for imp in imports_from("gateway.pubsub"):
+        assert not in_package(imp.target, "gateway.presence"), imp
+
+
+def test_channels_see_the_runtime_only_through_their_context() -> None:
+    # `channels/context.py` types what a channel may use; the runtime implements it.
+    for imp in imports_from("gateway.channels"):
+        for below in ("gateway.runtime", "gateway.transports", "gateway.app"):
+            assert not in_package(imp.target, below), imp
+
+
+# Built once per node, by the composition root only; every other module is handed them.
+PARTS = {
+    "ConnectionParts",
+    "TransportParts",
+    "Node",
+    "Admission",
+    "Hub",
+    "Router",
+    "PubSub",
+    "Rooms",
+    "PresenceTracker",
+    "Recorder",
+}
+
+
+def test_only_the_composition_root_builds_the_parts() -> None:
+    for module, path in FILES.items():
+        if module == "gateway.app" or not in_package(module, "gateway"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in PARTS, f"{module} builds {node.func.id}"
+
+
+def test_no_module_is_a_grab_bag_of_parts() -> None:
+    # `services.py` (everything, plus an untyped `extras` dict) and `appkeys.py` are gone.
+    assert "gateway.services" not in FILES and "gateway.appkeys" not in FILES
+    for imp in IMPORTS:
+        assert imp.target not in {"gateway.services", "gateway.appkeys"}, imp
 
 
 def test_protocol_core_is_pure() -> None:

@@ -164,7 +164,7 @@ async def test_a_targeted_message_that_waits_for_after_join_is_still_pushed() ->
     ann = t.connect("ann")
     ann.join("inbox:1")
     await ann.wait_for(lambda f: f[3] == "welcome")
-    t.services.pubsub.broadcast("inbox:1#me", "offer", {"n": 1}, topic="inbox:1")
+    t.node.pubsub.broadcast("inbox:1#me", "offer", {"n": 1}, topic="inbox:1")
     Inbox.gate.set()
     await t.settle()
     assert ann.events() == ["phx_reply", "welcome", "settled", "offer"]

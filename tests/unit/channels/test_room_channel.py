@@ -124,6 +124,6 @@ async def test_a_member_who_leaves_is_seen_leaving() -> None:
         return frame[3] == "presence_diff" and "ann" in frame[4]["leaves"]
 
     await bob.wait_for(bob_left)
-    assert await t.services.extras["rooms"].presence.store.count(topic) == 1
+    assert await t.node.rooms.presence.store.count(topic) == 1
     await t.close()
-    assert await t.services.extras["rooms"].presence.store.count(topic) == 0
+    assert await t.node.rooms.presence.store.count(topic) == 0

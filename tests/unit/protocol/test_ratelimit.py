@@ -6,7 +6,7 @@ import pytest
 
 from gateway.protocol.ratelimit import BucketSpec, FloodRule, FloodTracker, RateLimiter
 
-# Classes as the gateway configures them (services.limiter_specs), spelled out for the core.
+# Classes as the gateway configures them (runtime/admission.py, limiter_specs), spelled out for the core.
 SPECS = {
     "signaling": BucketSpec(5.0, 10),
     "chat": BucketSpec(5.0, 5),
@@ -223,7 +223,7 @@ def test_a_spray_of_new_keys_cannot_lock_out_a_newcomer() -> None:
 def test_the_configured_classes() -> None:
     """The classes a node builds from its settings' defaults (config.py holds the numbers)."""
     from gateway.config import load_settings
-    from gateway.services import limiter_specs
+    from gateway.runtime.admission import limiter_specs
 
     specs = limiter_specs(load_settings({}, environ={}).rates)
     assert specs == {
