@@ -14,7 +14,7 @@ Everything here runs in the channel's mailbox, one thing at a time, like the res
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 import structlog
@@ -32,11 +32,31 @@ from gateway.signaling.payloads import (
     UserId,
     convert,
 )
-
-if TYPE_CHECKING:
-    from gateway.channels.room import RoomChannel
+from gateway.signaling.rooms import Rooms
 
 log = structlog.get_logger("gateway.sfu")
+
+
+class Member(Protocol):
+    """What the SFU part uses of its member's room channel (`RoomChannel`)."""
+
+    rooms: Rooms
+    room_id: str
+    user_id: str
+    phx_ref: str | None
+    tracks: list[str] | None
+
+    @property
+    def topic(self) -> str: ...
+
+    def push(self, event: str, payload: Any) -> None: ...
+
+    def broadcast_from(self, event: str, payload: Any) -> int: ...
+
+    def send_info(self, message: Any) -> None: ...
+
+    def _stamp(self, data: dict[str, Any], sender: str | None = None) -> dict[str, Any]: ...
+
 
 SFU: Final = "sfu"
 VIA_SFU: Final = {"via": SFU}
@@ -87,7 +107,7 @@ def tracks_of_sdp(sdp: str) -> list[str]:
 class SfuPart:
     """One room channel's bridge to its room's VideoRoom."""
 
-    def __init__(self, channel: RoomChannel, bridge: SfuBridge) -> None:
+    def __init__(self, channel: Member, bridge: SfuBridge) -> None:
         self.channel = channel
         self.bridge = bridge
         self.media = MemberMedia(bridge, channel.room_id, channel.user_id, channel.send_info)

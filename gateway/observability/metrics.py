@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import platform
 from bisect import bisect_left
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import ClassVar, Final
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics_core import Metric
@@ -161,16 +161,23 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _FlushFirst:
-    """A collector with no series of its own: collecting it flushes the hot-path tallies."""
+    """A collector with no series of its own: collecting it runs the flushes registered with
+    `before_collect` (the hot-path tallies), so every scrape sees their sums."""
+
+    flushes: ClassVar[list[Callable[[], None]]] = []
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        from gateway.observability import tally  # it imports this module
-
-        tally.flush()
+        for flush in self.flushes:
+            flush()
         return iter(())
+
+
+def before_collect(flush: Callable[[], None]) -> None:
+    """Run `flush` before every collection (a module of tallies registers itself)."""
+    _FlushFirst.flushes.append(flush)
 
 
 # Registered before every metric, so any collection folds the tallies in first.
@@ -517,6 +524,9 @@ def flush_hot() -> None:
     _flush_histogram(BROADCAST_FANOUT, _FANOUT_T)
     for c, counts in _HANDLING_T.items():
         _flush_histogram(_HANDLING[c], counts)
+
+
+before_collect(flush_hot)
 
 
 def _flush_histogram(child: Histogram, counts: list[float]) -> None:

@@ -38,3 +38,6 @@ def flush() -> None:
     for tally in ALL:
         tally.flush()
     metrics.flush_hot()
+
+
+metrics.before_collect(flush)

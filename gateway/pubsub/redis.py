@@ -24,18 +24,16 @@ import structlog
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from gateway.observability import events, metrics
 from gateway.pubsub.adapter import Deliver, Envelope
+from gateway.pubsub.redis_errors import LINK_ERRORS
 
 log = structlog.get_logger("gateway.pubsub.redis")
 
 CHANNEL_PREFIX = "gw:"
 _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing many keys
 
-# What a lost or broken connection raises; anything else is a bug and propagates.
-LINK_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, EOFError)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)

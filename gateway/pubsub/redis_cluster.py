@@ -22,7 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.pubsub.redis import LINK_ERRORS
+from gateway.pubsub.redis_errors import LINK_ERRORS
 
 _Message = tuple[bytes, bytes]
 

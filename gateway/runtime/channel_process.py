@@ -18,19 +18,19 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 import structlog
 
 from gateway.channels.base import ChannelFactory, Reply, Stop
+from gateway.channels.context import SocketInfo
 from gateway.errors import CHANNEL_CRASH, JOIN_CRASHED, UNMATCHED_TOPIC
 from gateway.observability import metrics
 from gateway.observability.labels import EventClass
-from gateway.protocol.messages import PHX_CLOSE, PHX_ERROR, PHX_LEAVE, Message
+from gateway.protocol.messages import PHX_CLOSE, PHX_ERROR, PHX_LEAVE, Frame, Message
+from gateway.protocol.serializers import Serializer
 from gateway.pubsub.core import FrameCache
-
-if TYPE_CHECKING:
-    from gateway.runtime.connection import Connection
+from gateway.runtime.parts import ConnectionParts
 
 log = structlog.get_logger("gateway.channel")
 
@@ -49,6 +49,23 @@ _JOIN_CRASHED_REPLY = Reply("error", {"reason": JOIN_CRASHED})
 
 def _awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     return value is not None and type(value) is not Reply and hasattr(value, "__await__")
+
+
+class Owner(Protocol):
+    """What a channel sees of its socket (implemented by `runtime/connection.py`)."""
+
+    id: str
+    info: SocketInfo
+    parts: ConnectionParts
+    serializer: Serializer
+
+    def send(self, frame: Frame) -> None: ...
+
+    def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> None: ...
+
+    def owns(self, process: ChannelProcess) -> bool: ...
+
+    def channel_ended(self, process: ChannelProcess) -> None: ...
 
 
 class ChannelProcess:
@@ -74,7 +91,7 @@ class ChannelProcess:
         "topic",
     )
 
-    def __init__(self, conn: Connection, topic: str, join_ref: Any, channel_cls: ChannelFactory):
+    def __init__(self, conn: Owner, topic: str, join_ref: Any, channel_cls: ChannelFactory):
         self.conn = conn
         self.topic = topic
         self.join_ref = join_ref

@@ -93,6 +93,10 @@ def test_no_layer_cycle_even_counting_type_only_imports() -> None:
     assert cycles(layer_graph(graph())) == []
 
 
+def test_no_module_cycle_even_counting_type_only_and_lazy_imports() -> None:
+    assert cycles(graph()) == []
+
+
 def test_pubsub_knows_nothing_of_presence() -> None:
     # Presence rides pub/sub (diffs are broadcasts); pub/sub hands remote diffs over encoded.
     for imp in imports_from("gateway.pubsub"):
@@ -196,6 +200,7 @@ REDIS_MODULES = {
     "gateway.pubsub.redis",
     "gateway.pubsub.redis_cluster",
     "gateway.pubsub.redis_probe",
+    "gateway.pubsub.redis_errors",
     "gateway.presence.redis",
     "gateway.presence.store",  # STORE_ERRORS: the Redis errors a store call may raise
     "gateway.signaling.redis",
