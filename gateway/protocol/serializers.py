@@ -27,6 +27,21 @@ def _ref(value: Any) -> bytes:
     return encode(value)
 
 
+# Topics, events and statuses repeat on every frame of a channel: encoded once each. Bounded,
+# since topics come from clients; emptied when full (the live ones come back at once).
+_NAMES: dict[str, bytes] = {}
+_NAMES_MAX = 8192
+
+
+def _name(value: str) -> bytes:
+    out = _NAMES.get(value)
+    if out is None:
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        out = _NAMES[value] = encode_str(value)
+    return out
+
+
 def _body(value: Any) -> bytes:
     if type(value) is msgspec.Raw:
         return bytes(value)
@@ -103,17 +118,21 @@ class V2Serializer:
                 return self.push(join_ref, topic, event, payload)
             raise EncodeError("binary payloads travel only as pushes, replies and broadcasts")
         return Frame(
-            b"["
-            + _ref(join_ref)
-            + b","
-            + _ref(ref)
-            + b","
-            + encode_str(topic)
-            + b","
-            + encode_str(event)
-            + b","
-            + _body(payload)
-            + b"]"
+            b"".join(
+                (
+                    b"[",
+                    _ref(join_ref),
+                    b",",
+                    _ref(ref),
+                    b",",
+                    _name(topic),
+                    b",",
+                    _name(event),
+                    b",",
+                    _body(payload),
+                    b"]",
+                )
+            )
         )
 
     def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> Frame:
@@ -123,17 +142,21 @@ class V2Serializer:
                 text=False,
             )
         return Frame(
-            b"["
-            + _ref(join_ref)
-            + b","
-            + _ref(ref)
-            + b","
-            + encode_str(topic)
-            + b',"phx_reply",{"response":'
-            + _body(response)
-            + b',"status":'
-            + encode_str(status)
-            + b"}]"
+            b"".join(
+                (
+                    b"[",
+                    _ref(join_ref),
+                    b",",
+                    _ref(ref),
+                    b",",
+                    _name(topic),
+                    b',"phx_reply",{"response":',
+                    _body(response),
+                    b',"status":',
+                    _name(status),
+                    b"}]",
+                )
+            )
         )
 
     def push(self, join_ref: Any, topic: str, event: str, payload: Any) -> Frame:
@@ -145,13 +168,7 @@ class V2Serializer:
         if isinstance(payload, bytes):
             return Frame(_binary_header(2, None, None, topic, event) + payload, text=False)
         return Frame(
-            b"[null,null,"
-            + encode_str(topic)
-            + b","
-            + encode_str(event)
-            + b","
-            + _body(payload)
-            + b"]"
+            b"".join((b"[null,null,", _name(topic), b",", _name(event), b",", _body(payload), b"]"))
         )
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ClientError, EncodeError, MalformedFrame
-from gateway.protocol import jsonenc
+from gateway.protocol import jsonenc, serializers
 from gateway.protocol.serializers import V1, V2, select_serializer
 
 RAW_EMPTY = msgspec.Raw(b"{}")
@@ -206,3 +206,16 @@ def test_decoding_any_text_gives_a_message_or_a_close_decision(text: str) -> Non
             decode(text)
         except ClientError as exc:
             assert exc.close_code == 1011
+
+
+def test_encoded_names_stay_exact_past_the_cache_bound() -> None:
+    s = serializers.V2Serializer()
+    topics = [f"room:{i}\u00e9\x01" for i in range(serializers._NAMES_MAX + 10)]
+    for topic in topics:
+        s.push(None, topic, "ev", {})
+    assert len(serializers._NAMES) <= serializers._NAMES_MAX
+    for topic in (topics[0], topics[-1]):
+        expected = json.dumps(
+            [None, None, topic, "ev", {}], ensure_ascii=False, separators=(",", ":")
+        )
+        assert s.push(None, topic, "ev", {}).data == expected.encode()
