@@ -23,6 +23,8 @@ def _ref(value: Any) -> bytes:
     if value is None:
         return _NULL
     if type(value) is str:
+        if value.isdigit():  # phoenix.js refs: nothing in them needs escaping
+            return b'"' + value.encode() + b'"'
         return encode_str(value)
     return encode(value)
 

@@ -219,3 +219,9 @@ def test_encoded_names_stay_exact_past_the_cache_bound() -> None:
             [None, None, topic, "ev", {}], ensure_ascii=False, separators=(",", ":")
         )
         assert s.push(None, topic, "ev", {}).data == expected.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12) | st.text())
+def test_a_ref_is_encoded_as_the_json_encoder_would(ref: str) -> None:
+    assert serializers._ref(ref) == jsonenc.encode_str(ref)
