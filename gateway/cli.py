@@ -73,7 +73,16 @@ def add_loadtest_command(sub: Any) -> None:
         add_loadtest_parser(sub)
 
 
-def _no_loadtest(args: argparse.Namespace) -> int:
+def loadtest_main(argv: list[str] | None = None) -> int:
+    """`gateway-loadtest VERB …`: the load tester, or one line on how to install it."""
+    try:
+        from loadtest.cli import main as run_loadtest
+    except ImportError:
+        return _no_loadtest()
+    return run_loadtest(argv)
+
+
+def _no_loadtest(args: argparse.Namespace | None = None) -> int:
     print(
         "gateway: the load tester is not installed: install the repository with its "
         "loadtest extra (pip install -e '.[loadtest]')",

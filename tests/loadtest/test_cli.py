@@ -29,6 +29,10 @@ def test_without_the_load_tester_the_gateway_cli_says_so(
     assert gateway_cli.main(["loadtest", "scenario", "echo", "--url", "ws://x/socket"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "load tester is not installed" in err
+    # The `gateway-loadtest` command, installed with the server, answers the same.
+    assert gateway_cli.loadtest_main(["--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "load tester is not installed" in err
 
 
 @pytest.mark.parametrize(
