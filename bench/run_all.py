@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = [
+    "bench.bench_path",
     "bench.bench_wire",
     "bench.bench_limits",
     "bench.bench_observability",
