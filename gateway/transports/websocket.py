@@ -8,7 +8,7 @@ status with an empty body. After the upgrade nothing is sent until the client sp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ class WebSocketSink:
         "_conn",
         "_corked",
         "_limit",
+        "_session",
         "_transport",
         "_watch",
         "_ws",
@@ -84,6 +85,7 @@ class WebSocketSink:
         self._watch = min(limit, DEBTOR_BYTES)  # past this, a write looks at limit and budget
         self._closed = False
         self._conn: Connection | None = None
+        self._session: SessionRecorder | None = None  # the socket's recording, if recorded
         self._corked: list[bytes] | None = None
         self.closing: asyncio.Task[bool] | None = None
 
@@ -108,6 +110,33 @@ class WebSocketSink:
         WS_BYTES_OUT.value += len(data)
         if transport.get_write_buffer_size() > self._watch:
             self._owes()
+
+    def on_message(self, msg: Any) -> None:
+        """A data frame of this socket, called by the parser as it reads it (a method of the
+        sink rather than a closure: nothing more kept per socket)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        conn.last_seen = monotonic()
+        kind, data = msg[0], msg[1]
+        session = self._session
+        try:
+            if kind is TEXT:
+                WS_BYTES_IN.value += len(data)
+                if session is not None:
+                    session.frame("in", data.encode(), True)
+                conn.receive_text(data)
+            elif kind is BINARY:
+                WS_BYTES_IN.value += len(data)
+                if session is not None:
+                    session.frame("in", data, False)
+                conn.receive_binary(data)
+            elif kind is PING:
+                self.pong(data)
+        except Exception:
+            # A bug must not escape into the parser: this socket ends, the others go on.
+            log.exception("frame_handling_failed", conn_id=conn.id)
+            conn.close(CLOSE_INTERNAL, "internal error")
 
     def cork(self) -> None:
         """Hold writes until `uncork` (while one read is parsed)."""
@@ -176,10 +205,8 @@ class WebSocketSink:
 def add_websocket(app: web.Application, parts: TransportParts, path: str) -> None:
     """Mount the WebSocket transport at `path` (`{socket_path}/websocket`)."""
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await websocket_handler(request, parts)
-
-    app.router.add_route("*", path, handler)
+    # A partial rather than a wrapper coroutine: no extra frame kept per open socket.
+    app.router.add_route("*", path, functools.partial(websocket_handler, parts=parts))
 
 
 async def websocket_handler(request: web.Request, parts: TransportParts) -> web.StreamResponse:
@@ -232,19 +259,19 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
         conn_info,
     )
     sink._conn = conn
+    sink._session = session
     conn.opened()
     # Data frames reach the connection through `on_message`, called by the parser as it reads
     # them; this task only waits for the end (a close frame, an error, end of stream, or our
     # own close). Inline rather than a helper coroutine: one frame less per connection.
     idle = parts.idle
-    on_message = _receiver(conn, sink, session)
     idle.watch(conn)
     try:
-        ws.attach(on_message, sink)
+        ws.attach(sink.on_message, sink)
         while not conn.closed:
             msg = await ws.receive()
             if msg.type in _DATA:
-                on_message(msg)  # not reached: data goes through on_message
+                sink.on_message(msg)  # not reached: data goes through on_message
                 continue
             break
     finally:
@@ -259,34 +286,3 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
             if session is not None:
                 session.close()
     return ws
-
-
-def _receiver(
-    conn: Connection, sink: WebSocketSink, session: SessionRecorder | None
-) -> Callable[[Any], None]:
-    """What the parser calls with each data frame of this socket."""
-
-    def on_message(msg: Any) -> None:
-        if conn.closed:
-            return
-        conn.last_seen = monotonic()
-        kind, data = msg[0], msg[1]
-        try:
-            if kind is TEXT:
-                WS_BYTES_IN.value += len(data)
-                if session is not None:
-                    session.frame("in", data.encode(), True)
-                conn.receive_text(data)
-            elif kind is BINARY:
-                WS_BYTES_IN.value += len(data)
-                if session is not None:
-                    session.frame("in", data, False)
-                conn.receive_binary(data)
-            elif kind is PING:
-                sink.pong(data)
-        except Exception:
-            # A bug must not escape into the parser: this socket ends, the others go on.
-            log.exception("frame_handling_failed", conn_id=conn.id)
-            conn.close(CLOSE_INTERNAL, "internal error")
-
-    return on_message

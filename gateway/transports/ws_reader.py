@@ -31,22 +31,24 @@ class DirectQueue(WebSocketDataQueue):  # type: ignore[misc]
     def __init__(self, protocol: Any, limit: int, *, loop: Any) -> None:
         super().__init__(protocol, limit, loop=loop)
         self.on_message: OnMessage | None = None
-        self.early: list[Any] = []  # data messages parsed before `on_message` was set
+        self.early: list[Any] | None = None  # data messages parsed before `on_message` was set
 
     def feed_data(self, data: Any, size: int) -> None:
         if data[0] in _DIRECT:
             on_message = self.on_message
-            if on_message is None:
-                self.early.append(data)
-            else:
+            if on_message is not None:
                 on_message(data)
+            elif self.early is None:
+                self.early = [data]
+            else:
+                self.early.append(data)
             return
         super().feed_data(data, size)
 
     def attach(self, on_message: OnMessage) -> None:
         self.on_message = on_message
-        early, self.early = self.early, []
-        for data in early:
+        early, self.early = self.early, None
+        for data in early or ():
             on_message(data)
 
 
