@@ -117,7 +117,10 @@ class ChannelProcess:
 
     def put(self, msg: Message, klass: EventClass) -> None:
         """A client push, with its event class (classified once, by the connection)."""
-        self._submit((_IN, msg, klass))
+        if self._busy or self.inbox:
+            self._submit((_IN, msg, klass))
+        elif self._stop_reason is None and not self._finished:
+            self._pump((_IN, msg, klass))  # idle: handled now, not through the mailbox
 
     def refuse(self, msg: Message, response: Any) -> None:
         """Answer a push the connection refused, in order with the replies before it."""
@@ -201,16 +204,22 @@ class ChannelProcess:
         if not self._busy:
             self._pump()
 
-    def _pump(self) -> None:
-        """Handle what is in the mailbox now; hand over to a task at the first awaitable."""
+    def _pump(self, item: tuple[Any, ...] | None = None) -> None:
+        """Handle `item`, then what is in the mailbox; hand over to a task at the first
+        awaitable."""
         self._busy = True
         inbox = self.inbox
-        while inbox and self._stop_reason is None and not self._finished:
+        while self._stop_reason is None and not self._finished:
+            if item is None:
+                if not inbox:
+                    break
+                item = inbox.pop(0)
             try:
-                wait = self._step(inbox.pop(0))
+                wait = self._step(item)
             except Exception:
                 self._crash()
                 return
+            item = None
             if wait is not None:
                 self._first = wait
                 task = asyncio.get_running_loop().create_task(self._pump_async())
@@ -319,7 +328,7 @@ class ChannelProcess:
         if result is None:
             return
         if type(result) is Reply:
-            self.reply(msg.ref, result.status, result.response)
+            self.conn.reply(self.join_ref, msg.ref, self.topic, result.status, result.response)
             return
         if isinstance(result, Stop):
             if result.reply is not None:
