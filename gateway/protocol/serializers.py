@@ -24,7 +24,7 @@ def _ref(value: Any) -> bytes:
         return _NULL
     if type(value) is str:
         if value.isdigit():  # phoenix.js refs: nothing in them needs escaping
-            return b'"' + value.encode() + b'"'
+            return f'"{value}"'.encode()
         return encode_str(value)
     return encode(value)
 
@@ -44,17 +44,31 @@ def _name(value: str) -> bytes:
     return out
 
 
-def _body(value: Any) -> bytes:
+def _body(value: Any) -> bytes | msgspec.Raw:
+    """A payload's JSON; `msgspec.Raw` as it is (`bytes.join` reads it without a copy)."""
     if type(value) is msgspec.Raw:
-        return bytes(value)
+        return value
+    if type(value) is dict and not value:
+        return b"{}"  # most replies: `ok` with nothing more
     return encode(value)
 
 
-class _V2Array(msgspec.Struct, array_like=True):
-    join_ref: Any
-    ref: Any
-    topic: Any
-    event: Any
+# The end of a reply, from its status on: `,"status":"ok"}]`.
+_TAILS: dict[str, bytes] = {}
+
+
+def _tail(status: str) -> bytes:
+    out = _TAILS.get(status)
+    if out is None:
+        if len(_TAILS) >= _NAMES_MAX:
+            _TAILS.clear()
+        out = _TAILS[status] = b',"status":' + encode_str(status) + b"}]"
+    return out
+
+
+class _V2Message(Message, array_like=True, gc=False):
+    """A V2 text frame decoded straight into a `Message` (topic and event checked as strings)."""
+
     payload: msgspec.Raw
 
 
@@ -66,7 +80,7 @@ class _V1Object(msgspec.Struct):
     join_ref: Any = None
 
 
-_v2_decoder = msgspec.json.Decoder(_V2Array)
+_v2_decoder = msgspec.json.Decoder(_V2Message)
 _v1_decoder = msgspec.json.Decoder(_V1Object)
 
 
@@ -74,10 +88,6 @@ def _checked(join_ref: Any, ref: Any, topic: Any, event: Any, payload: Payload) 
     if type(topic) is not str or type(event) is not str:
         raise MalformedFrame("topic and event must be strings")
     return Message(join_ref, ref, topic, event, payload)
-
-
-def _text_bytes(data: bytes | str) -> bytes:
-    return data.encode() if isinstance(data, str) else data
 
 
 class V2Serializer:
@@ -88,10 +98,9 @@ class V2Serializer:
 
     def decode_text(self, data: bytes | str) -> Message:
         try:
-            arr = _v2_decoder.decode(_text_bytes(data))
+            return _v2_decoder.decode(data)  # str as aiohttp hands it, or bytes: both read as is
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedFrame(f"not a V2 message: {exc}") from None
-        return _checked(arr.join_ref, arr.ref, arr.topic, arr.event, arr.payload)
 
     def decode_binary(self, data: bytes) -> Message:
         # kind 0 push: 0, len(join_ref), len(ref), len(topic), len(event), then the fields.
@@ -154,9 +163,7 @@ class V2Serializer:
                     _name(topic),
                     b',"phx_reply",{"response":',
                     _body(response),
-                    b',"status":',
-                    _name(status),
-                    b"}]",
+                    _tail(status),
                 )
             )
         )
@@ -164,7 +171,21 @@ class V2Serializer:
     def push(self, join_ref: Any, topic: str, event: str, payload: Any) -> Frame:
         if isinstance(payload, bytes):
             return Frame(_binary_header(0, join_ref, None, topic, event) + payload, text=False)
-        return self.message(join_ref, None, topic, event, payload)
+        return Frame(
+            b"".join(
+                (
+                    b"[",
+                    _ref(join_ref),
+                    b",null,",
+                    _name(topic),
+                    b",",
+                    _name(event),
+                    b",",
+                    _body(payload),
+                    b"]",
+                )
+            )
+        )
 
     def broadcast(self, topic: str, event: str, payload: Any) -> Frame:
         if isinstance(payload, bytes):
@@ -204,7 +225,7 @@ class V1Serializer:
 
     def decode_text(self, data: bytes | str) -> Message:
         try:
-            obj = _v1_decoder.decode(_text_bytes(data))
+            obj = _v1_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedFrame(f"not a V1 message: {exc}") from None
         return _checked(obj.join_ref, obj.ref, obj.topic, obj.event, obj.payload)
@@ -219,7 +240,7 @@ class V1Serializer:
             b'{"event":'
             + encode_str(event)
             + b',"payload":'
-            + _body(payload)
+            + bytes(_body(payload))
             + b',"ref":'
             + _ref(ref)
             + b',"topic":'
@@ -232,7 +253,7 @@ class V1Serializer:
             raise EncodeError("V1 cannot carry binary payloads")
         return Frame(
             b'{"event":"phx_reply","payload":{"response":'
-            + _body(response)
+            + bytes(_body(response))
             + b',"status":'
             + encode_str(status)
             + b'},"ref":'
