@@ -279,13 +279,15 @@ class RoomChannel(Channel):
         checked = self._check(payload, NewMsg)
         if isinstance(checked, Refusal):
             return refused(checked)
-        data = self._stamp(checked[0])
+        rooms = self.rooms
+        now = rooms.wall()
+        data = self._stamp(checked[0], now=now)
         message_id = str(uuid.uuid4())
         data["id"] = message_id
         body = jsonenc.encode(data)
         self.broadcast(NEW_MSG, msgspec.Raw(body))
-        rooms = self.rooms
-        rooms.bookkeeper.add(rooms.sessions.add_chat, self.room_id, body)
+        # Stored at its stamp, not when the queued write runs: the history orders chat by it.
+        rooms.bookkeeper.add(rooms.sessions.add_chat, self.room_id, body, now)
         return ok({"id": message_id})
 
     def _unpublish(self, event: str, payload: Payload) -> Result:
@@ -322,10 +324,12 @@ class RoomChannel(Channel):
             return Refusal(FROM_MISMATCH, "from")
         return data, value
 
-    def _stamp(self, data: dict[str, Any], sender: str | None = None) -> dict[str, Any]:
+    def _stamp(
+        self, data: dict[str, Any], sender: str | None = None, now: float | None = None
+    ) -> dict[str, Any]:
         data["room_id"] = self.room_id
         data["from"] = self.user_id if sender is None else sender
-        data["timestamp"] = iso(self.rooms.wall())
+        data["timestamp"] = iso(self.rooms.wall() if now is None else now)
         return data
 
     def _meta(self) -> Meta:

@@ -100,3 +100,27 @@ async def test_a_full_queue_drops_its_oldest_writes(postgres_private: PostgresSe
     kept = await store.chat(room, 100)
     assert [m.split(b'"body":"')[1][:-2] for m in kept] == [b"m%d" % n for n in range(30, 80)]
     await store.stop()
+
+
+async def test_chat_is_kept_in_the_order_it_was_stamped_whenever_its_write_runs(
+    postgres_url: str,
+) -> None:
+    # Two nodes stamp m0 then m1; m1's node queues its write first (the other node's loop was
+    # busy): the history still reads m0, m1, each at the instant in its `timestamp`.
+    conn = await asyncpg.connect(postgres_url)
+    await migrate(conn)
+    store = build_history(postgres_url)
+    await store.start()
+    room = "6f9c1f7e-0000-4000-8000-00000000000a"
+    stamped = time.time()
+    late = b'{"id":"00000000-0000-4000-8000-000000000001","from":"bob","body":"m1"}'
+    early = b'{"id":"00000000-0000-4000-8000-000000000002","from":"ann","body":"m0"}'
+    await store.add_chat(room, late, stamped + 0.001)
+    await store.add_chat(room, early, stamped)
+    assert await store.writer.flush(10.0)
+    kept = await store.chat(room, 10)
+    assert [m.split(b'"body":"')[1][:-2] for m in kept] == [b"m0", b"m1"]
+    ats = await conn.fetch("SELECT at FROM gateway_messages WHERE room_id = $1 ORDER BY at", room)
+    assert [round(r["at"].timestamp() - stamped, 6) for r in ats] == [0.0, 0.001]
+    await conn.close()
+    await store.stop()

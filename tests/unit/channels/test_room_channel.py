@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from gateway.signaling.sessions import MemorySessionStore, iso
 from gateway.testing import ChannelTest, Client
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -109,6 +110,32 @@ async def test_chat_is_broadcast_with_an_id_to_everyone() -> None:
     assert message[4]["id"] == reply["response"]["id"]
     assert message[4]["body"] == "hi" and message[4]["from"] == "ann"
     assert "new_msg" in ann.events()
+
+
+class StampedStore(MemorySessionStore):
+    """The memory store, noting the instant each chat write carries."""
+
+    def __init__(self) -> None:
+        super().__init__(retention_s=3600)
+        self.ats: list[float | None] = []
+
+    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
+        self.ats.append(at)
+        await super().add_chat(room, message, at)
+
+
+async def test_chat_is_kept_at_the_instant_it_was_stamped() -> None:
+    # The write is queued off the reply path; it carries the stamp's time, not its own.
+    t, topic = ChannelTest.build(), room()
+    rooms = t.node.rooms
+    ticks = iter(range(1_000_000))
+    rooms.wall = lambda: 1_700_000_000 + next(ticks)  # a clock that moves on every reading
+    rooms.sessions = store = StampedStore()
+    ann = await joined(t, topic, "ann")
+    await ann.reply(ann.push(topic, "new_msg", {"body": "hi"}))
+    message = await ann.wait_for(lambda f: f[3] == "new_msg")
+    await rooms.bookkeeper.flush()
+    assert store.ats and iso(store.ats[-1]) == message[4]["timestamp"]
 
 
 async def test_a_member_who_leaves_is_seen_leaving() -> None:
