@@ -1,8 +1,8 @@
 """CPU per message of the gateway's own work, without sockets: a frame handed to a connection
 as the WebSocket reader would, through the real runtime and channels, to the recording sink.
 
-What `../shared/bench`'s socket benchmarks measure on top of this is the event loop, aiohttp's
-frame parser and the kernel; this isolates the part the gateway's code decides. Figures are
+What the socket benchmarks measure on top of this is the event loop, aiohttp's frame parser
+and the kernel; this isolates the part the gateway's code decides. Figures are
 medians of several rounds, in microseconds of one core per message.
 
     .venv/bin/python -m bench.bench_path [--messages 8000] [--rounds 5]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.auth import etf
 from gateway.auth.etf import Atom, EtfError, EtfLimits, decode, encode
 
-# Payloads from phoenix-wire.md section 7.5.
+# Payloads as `Phoenix.Token.sign` encodes them (docs/auth.md, "Phoenix.Token").
 VECTORS = [
     ("836803612a6e06000068e5cf8b016200015180", (42, 1_700_000_000_000, 86400)),
     (

@@ -1,4 +1,5 @@
-"""check_origin, one test per example of phoenix-wire.md section 1.5."""
+"""check_origin, one test per example in docs/auth.md ("Origin check") and Phoenix's
+`Phoenix.Socket.Transport.check_origin` documentation."""
 
 from __future__ import annotations
 
