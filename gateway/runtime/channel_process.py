@@ -274,7 +274,7 @@ class ChannelProcess:
             task.add_done_callback(_orphans.discard)
 
     def _crash(self) -> None:
-        log.exception("channel_crashed", topic=self.topic, conn_id=self.conn.id)
+        log.exception("channel_crashed", phase="handling", topic=self.topic, conn_id=self.conn.id)
         metrics.CHANNEL_CRASHES.inc()
         self._crashed = self.conn.owns(self)
         self._stop_reason = "crash"

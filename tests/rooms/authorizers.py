@@ -16,3 +16,10 @@ def only_allowed_room(join: RoomJoin) -> bool:
 async def vip_param(join: RoomJoin) -> bool:
     await asyncio.sleep(0)
     return join.params.get("vip") == "yes"
+
+
+def crashes_when_asked(join: RoomJoin) -> bool:
+    """An app's hook with a bug: it raises when the join's params say `crash`."""
+    if join.params.get("crash") == "yes":
+        raise RuntimeError("authorizer bug")
+    return True
