@@ -178,7 +178,11 @@ async def test_relay_only_call_through_coturn(
         assert call["gathered"] and {(c["type"], c["address"]) for c in call["gathered"]} == {
             ("relay", "127.0.0.1")
         }
-        pair = await page.evaluate("window.selectedPair()")
+        # A consent check in flight shows the selected pair "in-progress" for a moment.
+        found = await page.wait_for_function(
+            "window.selectedPair().then(p => p && p.state === 'succeeded' && p)", timeout=15_000
+        )
+        pair = await found.json_value()
         assert pair == {
             "state": "succeeded",
             "local": "relay",
