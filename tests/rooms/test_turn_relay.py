@@ -178,9 +178,15 @@ async def test_relay_only_call_through_coturn(
         assert call["gathered"] and {(c["type"], c["address"]) for c in call["gathered"]} == {
             ("relay", "127.0.0.1")
         }
-        # A consent check in flight shows the selected pair "in-progress" for a moment.
+        # A consent check in flight shows the selected pair "in-progress" for a moment. The
+        # predicate must answer at once: each poll starts a getStats and reads the last one's.
         found = await page.wait_for_function(
-            "window.selectedPair().then(p => p && p.state === 'succeeded' && p)", timeout=15_000
+            """() => {
+                window.selectedPair().then((p) => { window.lastPair = p })
+                const p = window.lastPair
+                return p && p.state === "succeeded" && p
+            }""",
+            timeout=15_000,
         )
         pair = await found.json_value()
         assert pair == {
