@@ -46,9 +46,11 @@ format: venv
 	$(BIN)/ruff format gateway loadtest tests bench
 	$(BIN)/ruff check --fix gateway loadtest tests bench
 
+# `make bench BENCH_ARGS=--quick` for the short mode; `BENCH_ARGS=compare` for one benchmark.
 bench: venv static
 	@scripts/setup-test-deps.sh
-	$(BIN)/python bench/run_all.py
+	@scripts/setup-bench-deps.sh
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(STATIC)/node_modules tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench.common import echo_cost, ratio, server
+from bench.common import SERVER_CPU, echo_cost, ratio, server
 from gateway.config import RatesConfig
 from gateway.observability.labels import classify_event
 from gateway.protocol.ratelimit import RateLimiter
@@ -46,8 +46,8 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
     for _ in range(ROUNDS):
         for name, args in (("off", ("--no-rate-limits",)), ("on", ON)):
-            with server("gateway", *args) as (port, pid):
-                runs[name].append(echo_cost(port, pid, 5.0, 2))
+            with server("gateway", *args, cpu=SERVER_CPU) as (port, pid):
+                runs[name].append(echo_cost(port, pid, 5.0))
     cpu = {k: statistics.median(r["cpu_us_per_rt"] for r in v) for k, v in runs.items()}
     rps = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
     print("\nrate limit benchmark (median of 3 interleaved runs each)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.common import echo_cost, ratio, server
+from bench.common import SERVER_CPU, echo_cost, ratio, server
 
 ROUNDS = 3
 ON = ("--metrics", "--log-format", "json", "--log-level", "info")
@@ -17,8 +17,8 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
     for _ in range(ROUNDS):
         for name, args in (("off", OFF), ("on", ON)):
-            with server("gateway", *args) as (port, pid):
-                runs[name].append(echo_cost(port, pid, 5.0, 2))
+            with server("gateway", *args, cpu=SERVER_CPU) as (port, pid):
+                runs[name].append(echo_cost(port, pid, 5.0))
     cpu = {k: statistics.median(r["cpu_us_per_rt"] for r in v) for k, v in runs.items()}
     rps = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
     print("\nobservability cost (echo, 100 connections, median of 3 interleaved runs each)")

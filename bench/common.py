@@ -1,9 +1,12 @@
-"""Helpers shared by the benchmarks: servers in their own processes, load from worker processes."""
+"""Helpers shared by the benchmarks: servers in their own processes, pinned to a core when asked,
+and the Node load generator (bench/load/gen.mjs) on another."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,9 +14,22 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+GENERATOR = ROOT / "bench" / "load" / "gen.mjs"
+# The server gets one core and the generator the other, so neither steals the other's CPU and
+# each one's share of its core says which of the two was the limit.
+SERVER_CPU = 0
+GENERATOR_CPU = 1
+
+
+def pinned(cpu: int | None) -> list[str]:
+    """The command prefix that runs a program on `cpu`; none where that is not possible."""
+    if cpu is None or shutil.which("taskset") is None or (os.cpu_count() or 1) <= cpu:
+        return []
+    return ["taskset", "-c", str(cpu)]
 
 
 def free_port() -> int:
@@ -37,8 +53,13 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0
 
 
 @contextlib.contextmanager
-def server(kind: str, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
-    """Start `gateway` or `bare` on a free port; yields (port, pid)."""
+def server(
+    kind: str, *args: str, env: dict[str, str] | None = None, cpu: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """Start `gateway` or `bare` on a free port, on core `cpu` if given; yields (port, pid).
+
+    The gateway starts with rate limits off; pass `--rate-limits` in `args` to turn them on
+    (the last of the two flags wins)."""
     port = free_port()
     if kind == "gateway":
         cmd = [
@@ -58,7 +79,7 @@ def server(kind: str, *args: str, env: dict[str, str] | None = None) -> Iterator
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "bare_server.py"), "--port", str(port), *args]
     proc = subprocess.Popen(
-        cmd,
+        [*pinned(cpu), *cmd],  # taskset execs the server: the pid is the server's
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
@@ -101,13 +122,44 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def echo_cost(port: int, pid: int, duration: float, workers: int) -> dict[str, float]:
-    """Echo load, plus the server's CPU per round trip: steadier than throughput on a shared
-    machine, since it does not depend on how much CPU the load generator got."""
-    from bench.bench_wire import run_echo
-
-    before = cpu_seconds(pid)
-    result = run_echo(port, duration, workers)
-    used = cpu_seconds(pid) - before
-    result["cpu_us_per_rt"] = used / (result["rps"] * duration) * 1e6
+def generate(port: int, pid: int, workload: str, *args: str) -> dict[str, Any]:
+    """Run one workload of the Node load generator against a server, on the generator's core;
+    returns what it prints: figures plus both processes' CPU over each measurement window."""
+    node_modules = GENERATOR.parent / "node_modules"
+    if shutil.which("node") is None or not (node_modules / "ws").is_dir():
+        raise SystemExit(
+            "the load generator needs node and its packages: scripts/setup-bench-deps.sh"
+        )
+    cmd = [
+        *pinned(GENERATOR_CPU),
+        "node",
+        str(GENERATOR),
+        "--url",
+        f"ws://127.0.0.1:{port}/socket/websocket",
+        "--server-pid",
+        str(pid),
+        "--clk-tck",
+        str(os.sysconf("SC_CLK_TCK")),
+        "--workload",
+        workload,
+        *args,
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator ({workload}) exited with {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def echo_cost(port: int, pid: int, duration: float) -> dict[str, float]:
+    """Echo load, 100 connections with one push in flight each, plus the server's CPU per round
+    trip: steadier than throughput on a shared machine, since it does not depend on how much
+    CPU the load generator got."""
+    result = generate(port, pid, "echo", "--windows", "1", "--duration", str(duration))
+    window = result["windows"][0]
+    return {
+        "rps": window["replies"] / window["wall_s"],
+        "p50_ms": window["p50_ms"],
+        "p99_ms": window["p99_ms"],
+        "cpu_us_per_rt": window["srv_cpu_s"] / max(window["replies"], 1) * 1e6,
+    }

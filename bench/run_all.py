@@ -1,4 +1,10 @@
-"""`make bench`: every benchmark in turn; each prints its figures beside its same-run baseline."""
+"""`make bench`: every benchmark in turn; each prints its figures beside its same-run baseline.
+
+    .venv/bin/python bench/run_all.py [--quick] [NAME ...]
+
+NAMEs pick the benchmarks whose module name contains one of them; `--quick` is passed to those
+that have a short mode (bench_compare).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = [
     "bench.bench_path",
+    "bench.bench_compare",
     "bench.bench_wire",
     "bench.bench_limits",
     "bench.bench_observability",
@@ -18,10 +25,12 @@ BENCHES = [
     "bench.bench_loadtest",
     "bench.bench_sfu",
 ]
+HAS_QUICK = {"bench.bench_compare"}
 
 
 def main() -> int:
-    only = sys.argv[1:]
+    quick = "--quick" in sys.argv[1:]
+    only = [a for a in sys.argv[1:] if a != "--quick"]
     failed = []
     for module in BENCHES:
         if only and not any(name in module for name in only):
@@ -29,7 +38,8 @@ def main() -> int:
         if not (ROOT / (module.replace(".", "/") + ".py")).exists():
             continue
         print(f"\n=== {module} ===", flush=True)
-        if subprocess.run([sys.executable, "-m", module], cwd=ROOT).returncode != 0:
+        extra = ["--quick"] if quick and module in HAS_QUICK else []
+        if subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT).returncode != 0:
             failed.append(module)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")

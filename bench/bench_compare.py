@@ -1,0 +1,350 @@
+"""The gateway beside a bare aiohttp server under the same load, with the CPU of the server and of
+the load generator beside every figure, so that no figure is the generator's.
+
+    .venv/bin/python -m bench.bench_compare [--quick] [--runs N] [--only echo,relay,churn]
+        [--rates 2000,5000,...] [--json PATH]
+
+Each server (the gateway, then bench/bare_server.py) runs pinned to CPU 0 and the load generator,
+Node + `ws` + `bufferutil` (bench/load/gen.mjs), to CPU 1. All load is V2 JSON over WebSocket,
+one user id per connection through the `token` connect param:
+
+- echo: 100 connections, each on its own `echo:<uuid>`, closed loop with W = 1 and W = 10
+  pushes in flight per connection; replies/s and round-trip p50/p99.
+- relay: 500 rooms of two peers; each peer sends ~1 KB `offer`s with `to` the other peer, open
+  loop at stepped total rates; per step the share delivered and the p99 from send to delivery.
+  "Max sustained" is the highest step with p99 < 50 ms and >= 95 % delivered.
+- churn: 50 loops of connect, join a new `room:<uuid>`, leave, close; cycles/s.
+
+`srv` and `gen` are the share of one core each process used over the measurement window
+(utime + stime from /proc/<pid>/stat), and `µs/...` the server's CPU per operation. Where the
+server used less than 90 % of its core at the saturation point (the measurement itself for echo
+and churn, the first failing relay step), something else was the limit, usually the generator:
+the ratio then reads `generator-bound`. `--runs N` interleaves N runs of both servers and prints
+the median of each figure.
+
+The gateway runs as in production: rate limits on (every push is checked; the rates are raised
+past the load), metrics, presence and validation on, log level warning. The bare server does the
+minimum of the protocol (no presence, validation, metrics, or replies to relayed pushes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    GENERATOR_CPU,
+    ROOT,
+    SERVER_CPU,
+    cpu_seconds,
+    generate,
+    pinned,
+    server,
+)
+
+KINDS = ("gateway", "bare")
+WORKLOADS = ("echo", "relay", "churn")
+SATURATED_PCT = 90.0
+GENERATOR_NEAR_PCT = 95.0
+P99_LIMIT_MS = 50.0
+MIN_DELIVERED = 0.95
+UNLIMITED = "1000000"
+# docs/auth.md: with --trust-token-as-user-id the `token` param is the user id (load tests only),
+# which relay's `to` needs. Every rate limit class stays checked, at rates no workload reaches.
+GATEWAY_ARGS = (
+    "--trust-token-as-user-id",
+    "--echo",
+    "--metrics",
+    "--rate-limits",
+    *(
+        arg
+        for cls in ("signaling", "chat", "join", "connect", "other", "echo")
+        for arg in (f"--rate-{cls}", UNLIMITED, f"--burst-{cls}", UNLIMITED)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    warmup_s: float
+    echo_s: float
+    relay_step_s: float
+    relay_drain_s: float
+    churn_s: float
+    rates: str
+
+
+FULL = Mode("full", 2.0, 8.0, 5.0, 2.0, 8.0, "2000,5000,10000,15000,20000,30000,40000,60000")
+QUICK = Mode("quick", 1.0, 3.0, 2.0, 1.0, 3.0, "2000,5000,10000,15000,20000,30000")
+
+
+# -- running -----------------------------------------------------------------------------------
+def settle(pid: int, limit_s: float = 15.0) -> None:
+    """Wait until the server is idle (under 15 % of a core for a second): the previous
+    workload's closes and presence leaves must not bill the next one."""
+    deadline = time.monotonic() + limit_s
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        quiet = quiet + 1 if cpu_seconds(pid) - before < 0.075 else 0
+
+
+def generator_args(workload: str, mode: Mode, rates: str) -> list[str]:
+    if workload == "echo":
+        return ["--warmup", str(mode.warmup_s), "--duration", str(mode.echo_s)]
+    if workload == "relay":
+        return [
+            "--rates",
+            rates,
+            "--warmup",
+            str(mode.warmup_s / 2),
+            "--duration",
+            str(mode.relay_step_s),
+            "--drain",
+            str(mode.relay_drain_s),
+            "--p99-ms",
+            str(P99_LIMIT_MS),
+            "--min-delivered",
+            str(MIN_DELIVERED),
+        ]
+    return ["--warmup", str(mode.warmup_s), "--duration", str(mode.churn_s)]
+
+
+def shares(window: dict[str, Any], ops: float) -> dict[str, float]:
+    wall = window["wall_s"]
+    return {
+        "srv_pct": 100 * window["srv_cpu_s"] / wall,
+        "gen_pct": 100 * window["gen_cpu_s"] / wall,
+        "us_per_op": window["srv_cpu_s"] / ops * 1e6 if ops else float("nan"),
+    }
+
+
+def figures(workload: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The figures of one workload's run by name; `bound_pct` is the server's share of its core
+    at the saturation point, which decides whether the figure is the server's."""
+    out: dict[str, dict[str, Any]] = {}
+    if workload == "echo":
+        for w in raw["windows"]:
+            row = {
+                "value": w["replies"] / w["wall_s"],
+                "p50_ms": w["p50_ms"],
+                "p99_ms": w["p99_ms"],
+                "errors": w["errors"],
+                **shares(w, w["replies"]),
+            }
+            out[f"echo W={w['W']}"] = {**row, "bound_pct": row["srv_pct"]}
+    elif workload == "churn":
+        row = {
+            "value": raw["cycles"] / raw["wall_s"],
+            "p50_ms": raw["p50_ms"],
+            "p99_ms": raw["p99_ms"],
+            "errors": raw["errors"],
+            **shares(raw, raw["cycles"]),
+        }
+        out["churn"] = {**row, "bound_pct": row["srv_pct"]}
+    else:
+        steps = [
+            {
+                "offered": s["offered"],
+                "value": s["received"] / s["wall_s"],
+                "delivered_pct": 100 * s["delivered_frac"],
+                "p99_ms": s["p99_ms"] if s["p99_ms"] is not None else float("nan"),
+                "errors": s["errors"],
+                "pass": 1.0 if s["pass"] else 0.0,
+                **shares(s, s["received"]),
+            }
+            for s in raw["steps"]
+        ]
+        passed = [s for s in steps if s["pass"]]
+        best = passed[-1] if passed else {"value": 0.0, "offered": 0.0}
+        # The first failing step, or the top step when none failed (the rates ran out first).
+        saturation = next((s for s in steps if not s["pass"]), steps[-1])
+        out["relay max sustained"] = {
+            **best,
+            "bound_pct": saturation["srv_pct"],
+            "saturation_offered": saturation["offered"],
+            "saturation_srv_pct": saturation["srv_pct"],
+            "saturation_gen_pct": saturation["gen_pct"],
+        }
+        out["relay steps"] = {"steps": steps}
+    return out
+
+
+def measure(kind: str, mode: Mode, only: list[str], rates: str) -> dict[str, dict[str, Any]]:
+    args = GATEWAY_ARGS if kind == "gateway" else ()
+    out: dict[str, dict[str, Any]] = {}
+    with server(kind, *args, cpu=SERVER_CPU) as (port, pid):
+        for workload in only:
+            settle(pid)
+            print(f"  {kind}: {workload}", file=sys.stderr, flush=True)
+            out.update(
+                figures(
+                    workload, generate(port, pid, workload, *generator_args(workload, mode, rates))
+                )
+            )
+    return out
+
+
+# -- medians over runs -------------------------------------------------------------------------
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for key, first in rows[0].items():
+        values = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+        merged[key] = statistics.median(values) if values and len(values) == len(rows) else first
+    return merged
+
+
+def median_runs(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in runs[0]:
+        if name == "relay steps":
+            depth = min(len(r[name]["steps"]) for r in runs)
+            out[name] = {
+                "steps": [median_row([r[name]["steps"][i] for r in runs]) for i in range(depth)]
+            }
+        else:
+            out[name] = median_row([r[name] for r in runs])
+    return out
+
+
+# -- printing ----------------------------------------------------------------------------------
+def num(x: float | None, digits: int = 0) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def cpu(row: dict[str, Any]) -> str:
+    return f"srv {row['srv_pct']:3.0f}%  gen {row['gen_pct']:3.0f}%"
+
+
+def ratio(name: str, results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    g, b = results["gateway"][name], results["bare"][name]
+    bound = [k for k, r in (("gateway", g), ("bare", b)) if r["bound_pct"] < SATURATED_PCT]
+    if bound:
+        detail = ", ".join(f"{k} srv {results[k][name]['bound_pct']:.0f}%" for k in bound)
+        return f"generator-bound ({detail})"
+    if not b["value"]:
+        return "n/a"
+    # Both servers were busy, but a generator near its own limit too makes the figure a floor.
+    gen = max(r.get("saturation_gen_pct", r["gen_pct"]) for r in (g, b))
+    note = f" (gen up to {gen:.0f}%)" if gen >= GENERATOR_NEAR_PCT else ""
+    return f"{g['value'] / b['value']:.2f}x{note}"
+
+
+def report(results: dict[str, dict[str, dict[str, Any]]], mode: Mode, runs: int) -> None:
+    summary: list[str] = []
+    spread = f"median of {runs} runs" if runs > 1 else "one run"
+    print(
+        f"\ngateway vs bare aiohttp ({mode.name} mode, {spread}): servers pinned to CPU {SERVER_CPU}, "
+        f"Node generator to CPU {GENERATOR_CPU}"
+    )
+    if not pinned(SERVER_CPU) or not pinned(GENERATOR_CPU):
+        print("  (not pinned: taskset or a second core is missing; srv/gen share cores)")
+    print(
+        "srv/gen: share of one core each used over the window; µs: the server's CPU per operation"
+    )
+    gw = results["gateway"]
+    echo_names = [n for n in gw if n.startswith("echo W=")]
+    if echo_names:
+        print(f"\necho, 100 connections on echo:<uuid>, closed loop, {mode.echo_s:g} s")
+        for name in echo_names:
+            for kind in KINDS:
+                r = results[kind][name]
+                label = name.removeprefix("echo ") if kind == "gateway" else ""
+                errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
+                print(
+                    f"  {label:<5} {kind:<8} {num(r['value']):>8} replies/s  p50 {num(r['p50_ms'], 2):>6} ms  "
+                    f"p99 {num(r['p99_ms'], 2):>6} ms  {num(r['us_per_op'], 1):>6} µs/rt  {cpu(r)}{errors}"
+                )
+            print(f"        gateway/bare {ratio(name, results)}")
+            summary.append(f"{name} {ratio(name, results)}")
+    if "relay steps" in gw:
+        print(
+            f"\nrelay, 500 rooms x 2 peers, ~1 KB offers with `to`, open loop, {mode.relay_step_s:g} s steps"
+        )
+        head = "delivered/s      %  p99 ms  µs/msg  srv  gen  ok"
+        print(f"  {'offered/s':>9} | gateway {head} | bare    {head}")
+        depth = max(len(results[k]["relay steps"]["steps"]) for k in KINDS)
+        for i in range(depth):
+            cells = []
+            offered = 0.0
+            for kind in KINDS:
+                steps = results[kind]["relay steps"]["steps"]
+                if i >= len(steps):
+                    cells.append(" " * (len(head) + 8))  # this server failed sooner
+                    continue
+                s = steps[i]
+                offered = s["offered"]
+                cells.append(
+                    f"{num(s['value']):>19} {s['delivered_pct']:6.1f} {num(s['p99_ms'], 1):>7} "
+                    f"{num(s['us_per_op'], 1):>7} {s['srv_pct']:3.0f}% {s['gen_pct']:3.0f}% "
+                    f"{'yes' if s['pass'] else ' no'}"
+                )
+            print(f"  {num(offered):>9} | {cells[0]} | {cells[1]}")
+        print(
+            f"  ok: p99 < {P99_LIMIT_MS:.0f} ms and >= {100 * MIN_DELIVERED:.0f} % delivered; "
+            "no step runs after a failed one. Max sustained, the highest ok step:"
+        )
+        for kind in KINDS:
+            r = results[kind]["relay max sustained"]
+            print(
+                f"    {kind:<8} {num(r['value']):>8} msgs/s  p99 {num(r.get('p99_ms'), 1)} ms  "
+                f"{num(r.get('us_per_op'), 1)} µs/msg  {cpu(r) if 'srv_pct' in r else ''}; "
+                f"saturation at {num(r['saturation_offered'])}/s: srv {r['saturation_srv_pct']:.0f}% "
+                f"gen {r['saturation_gen_pct']:.0f}%"
+            )
+        name = "relay max sustained"
+        print(f"    gateway/bare {ratio(name, results)}")
+        summary.append(f"{name} {ratio(name, results)}")
+    if "churn" in gw:
+        print(f"\nchurn, 50 loops of connect, join room:<uuid>, leave, close, {mode.churn_s:g} s")
+        for kind in KINDS:
+            r = results[kind]["churn"]
+            errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
+            print(
+                f"  {kind:<8} {num(r['value']):>6} cycles/s  p50 {num(r['p50_ms'], 1):>5} ms  "
+                f"p99 {num(r['p99_ms'], 1):>5} ms  {num(r['us_per_op']):>5} µs/cycle  {cpu(r)}{errors}"
+            )
+        print(f"  gateway/bare {ratio('churn', results)}")
+        summary.append(f"churn {ratio('churn', results)}")
+    print(f"\ngateway / bare aiohttp: {'; '.join(summary)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short windows (under 3 minutes)")
+    parser.add_argument("--runs", type=int, default=1, help="interleaved runs; medians printed")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma list of workloads")
+    parser.add_argument("--rates", default="", help="relay steps, total offered msgs/s")
+    parser.add_argument("--json", default=str(ROOT / "bench-results" / "compare.json"))
+    args = parser.parse_args()
+    mode = QUICK if args.quick else FULL
+    only = [w for w in WORKLOADS if w in args.only.split(",")]
+    runs: dict[str, list[dict[str, dict[str, Any]]]] = {kind: [] for kind in KINDS}
+    for n in range(args.runs):
+        # Alternating which server goes first spreads a drift of the machine over both.
+        for kind in KINDS if n % 2 == 0 else KINDS[::-1]:
+            print(f"run {n + 1}/{args.runs}", file=sys.stderr, flush=True)
+            runs[kind].append(measure(kind, mode, only, args.rates or mode.rates))
+    results = {kind: median_runs(runs[kind]) for kind in KINDS}
+    report(results, mode, args.runs)
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mode": mode.name, "runs": runs, "medians": results}, indent=2))
+    print(f"raw figures: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
