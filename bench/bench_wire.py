@@ -1,8 +1,9 @@
-"""Wire core benchmark: echo round trips, broadcast fan-out, memory per idle joined connection.
+"""Wire core benchmark: broadcast fan-out and memory per idle joined connection.
 
 Every figure is measured for the gateway and for a bare aiohttp WebSocket server doing the same
-minimal work in the same run, and printed with the ratio. Load comes from worker processes so
-the ratio measures the servers, not the generator.
+minimal work in the same run, and printed with the ratio. Load comes from Python worker
+processes. Echo round trips, relay and churn are measured by bench/bench_compare.py, whose Node
+generator on a core of its own shows whether a figure is the server's.
 """
 
 from __future__ import annotations
@@ -18,70 +19,8 @@ import aiohttp
 
 from bench.common import percentile, ratio, rss_kb, server
 
-ECHO_CONNECTIONS = 100
 FANOUT_SUBSCRIBERS = 10_000
 IDLE_CONNECTIONS = 4_000
-
-
-# -- echo -------------------------------------------------------------------------------------
-def _echo_worker(port: int, conns: int, duration: float, start: Any, out: Any) -> None:
-    import uvloop
-
-    out.put(uvloop.run(_echo(port, conns, duration, start)))
-
-
-async def _echo(port: int, conns: int, duration: float, start: Any) -> tuple[int, list[float]]:
-    url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        sockets = [await session.ws_connect(url, max_msg_size=0) for _ in range(conns)]
-        for ws in sockets:
-            await ws.send_str('["1","1","echo:bench","phx_join",{}]')
-            await ws.receive()
-        while not start.is_set():
-            await asyncio.sleep(0.01)
-        deadline = time.perf_counter() + duration
-        latencies: list[float] = []
-
-        async def loop(ws: aiohttp.ClientWebSocketResponse) -> int:
-            n = 0
-            while time.perf_counter() < deadline:
-                n += 1
-                sent = time.perf_counter()
-                await ws.send_str(f'["1","{n + 1}","echo:bench","ping",{{"i":{n},"body":"hello"}}]')
-                await ws.receive()
-                if n % 4 == 0:
-                    latencies.append(time.perf_counter() - sent)
-            return n
-
-        counts = await asyncio.gather(*(loop(ws) for ws in sockets))
-        for ws in sockets:
-            await ws.close()
-    return sum(counts), latencies
-
-
-def run_echo(port: int, duration: float, workers: int) -> dict[str, float]:
-    start = mp.Event()
-    out: Any = mp.Queue()
-    procs = [
-        mp.Process(
-            target=_echo_worker, args=(port, ECHO_CONNECTIONS // workers, duration, start, out)
-        )
-        for _ in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    time.sleep(1.5)
-    start.set()
-    results = [out.get(timeout=duration + 60) for _ in procs]
-    for p in procs:
-        p.join()
-    total = sum(r[0] for r in results)
-    lat = [x for r in results for x in r[1]]
-    return {
-        "rps": total / duration,
-        "p50_ms": percentile(lat, 50) * 1000,
-        "p99_ms": percentile(lat, 99) * 1000,
-    }
 
 
 # -- fan-out ----------------------------------------------------------------------------------
@@ -207,32 +146,23 @@ def run_idle(port: int, pid: int, workers: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", choices=["echo", "fanout", "idle"], default=None)
+    parser.add_argument("--only", choices=["fanout", "idle"], default=None)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name in ("echo", "fanout", "idle"):
+    for name in ("fanout", "idle"):
         if args.only and args.only != name:
             continue
         results[name] = {}
         for kind in ("bare", "gateway"):
             with server(kind) as (port, pid):
-                if name == "echo":
-                    results[name][kind] = run_echo(port, args.duration, args.workers)
-                elif name == "fanout":
+                if name == "fanout":
                     results[name][kind] = run_fanout(port, args.rounds, args.workers)
                 else:
                     results[name][kind] = run_idle(port, pid, args.workers)
     print("\nwire core benchmark (gateway vs bare aiohttp, same run)")
-    if "echo" in results:
-        g, b = results["echo"]["gateway"], results["echo"]["bare"]
-        print(
-            f"echo, {ECHO_CONNECTIONS} connections: gateway {g['rps']:.0f} rt/s p50 {g['p50_ms']:.2f} ms p99 {g['p99_ms']:.2f} ms | "
-            f"bare {b['rps']:.0f} rt/s p99 {b['p99_ms']:.2f} ms | throughput ratio {ratio(g['rps'], b['rps'])} (target >= 0.8x)"
-        )
     if "fanout" in results:
         g, b = results["fanout"]["gateway"], results["fanout"]["bare"]
         print(
