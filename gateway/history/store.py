@@ -106,8 +106,8 @@ class PostgresSessionStore:
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         self.writer.add((SIGNAL, room, kind, sender, to, self._wall()))
 
-    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
-        self.writer.add((CHAT, room, message, self._wall() if at is None else at))
+    async def add_chat(self, room: str, message: bytes, at: float) -> None:
+        self.writer.add((CHAT, room, message, at))
 
     # -- reads ------------------------------------------------------------------------------
     async def chat(self, room: str, last: int) -> list[bytes]:

@@ -237,7 +237,7 @@ class RedisSessionStore:
     async def _touch_if_new(self, room: str) -> None:
         await self._redis.hsetnx(self._keys(room)[0], "created", repr(self._wall()))
 
-    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
+    async def add_chat(self, room: str, message: bytes, at: float) -> None:
         await self._touch_if_new(room)
         chat = self._keys(room)[4]
         pipe = self._redis.pipeline(transaction=True)

@@ -81,9 +81,9 @@ class SessionStore(Protocol):
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         """An offer, answer or candidate (`kind` "ice-candidate") from `sender` to `to`."""
 
-    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
+    async def add_chat(self, room: str, message: bytes, at: float) -> None:
         """Keep a chat message (encoded JSON) among the room's last `MAX_CHAT`; `at` is when it
-        was stamped (unix seconds; now if None), which orders the PostgreSQL history."""
+        was stamped (unix seconds), which orders the PostgreSQL history."""
 
     async def chat(self, room: str, last: int) -> list[bytes]:
         """The room's last `last` chat messages, oldest first."""
@@ -216,7 +216,7 @@ class MemorySessionStore:
             kind = "candidates"
         events.append(SignalEvent(kind, sender, to, at))
 
-    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
+    async def add_chat(self, room: str, message: bytes, at: float) -> None:
         record = self._record(room)
         chat = record.chat
         if chat is None:

@@ -129,7 +129,7 @@ async def test_chat_keeps_the_last_messages(
     sessions: SessionStore, backend: SessionBackend
 ) -> None:
     for n in range(MAX_CHAT + 5):
-        await sessions.add_chat(R, chat_message(n))
+        await sessions.add_chat(R, chat_message(n), backend.clock())
     await backend.settle()
     assert await sessions.chat(R, 2) == [chat_message(MAX_CHAT + 3), chat_message(MAX_CHAT + 4)]
     assert len(await sessions.chat(R, 1000)) == MAX_CHAT

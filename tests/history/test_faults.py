@@ -92,7 +92,7 @@ async def test_a_full_queue_drops_its_oldest_writes(postgres_private: PostgresSe
     room = "6f9c1f7e-0000-4000-8000-000000000009"
     for n in range(80):
         message = b'{"id":"00000000-0000-4000-8000-%012d","from":"ann","body":"m%d"}' % (n, n)
-        await store.add_chat(room, message)
+        await store.add_chat(room, message, time.time())
     assert store.writer.dropped == 30 and len(store.writer) == 50
     assert sample("gateway_database_dropped_writes_total") - dropped == 30
     await asyncio.to_thread(postgres_private.start)

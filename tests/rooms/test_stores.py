@@ -134,7 +134,7 @@ async def test_sessions_bound_history_and_expire_after_retention() -> None:
     assert session is not None
     assert len(session.events) == MAX_EVENTS and session.events[0].to == "u50"
     for n in range(120):
-        await store.add_chat("r", str(n).encode())
+        await store.add_chat("r", str(n).encode(), clock())
     assert await store.chat("r", 3) == [b"117", b"118", b"119"]
     assert len(await store.chat("r", 500)) == 100
     await store.left("r", "ann", room_empty=True)
@@ -170,9 +170,9 @@ async def test_sessions_are_bounded_in_rooms_and_chat_bytes_across_rooms() -> No
 
     # 128-byte messages (unknown fields and all count) into two rooms: 1,000 bytes in all.
     for n in range(20):
-        await store.add_chat("d", b"d" * 127 + bytes([48 + n % 10]))
+        await store.add_chat("d", b"d" * 127 + bytes([48 + n % 10]), clock())
     for _ in range(5):
-        await store.add_chat("e", b"e" * 128)
+        await store.add_chat("e", b"e" * 128, clock())
     assert store.chat_bytes <= 1000
     kept = await store.chat("d", 100) + await store.chat("e", 100)
     assert sum(len(m) for m in kept) == store.chat_bytes

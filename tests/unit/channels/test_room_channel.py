@@ -117,9 +117,9 @@ class StampedStore(MemorySessionStore):
 
     def __init__(self) -> None:
         super().__init__(retention_s=3600)
-        self.ats: list[float | None] = []
+        self.ats: list[float] = []
 
-    async def add_chat(self, room: str, message: bytes, at: float | None = None) -> None:
+    async def add_chat(self, room: str, message: bytes, at: float) -> None:
         self.ats.append(at)
         await super().add_chat(room, message, at)
 
