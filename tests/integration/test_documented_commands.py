@@ -4,6 +4,7 @@ with; each `make` target exists."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import subprocess
@@ -50,9 +51,10 @@ def commands() -> list[tuple[str, list[str]]]:
     return sorted((where, list(argv)) for argv, where in found.items())
 
 
-def make_targets() -> set[str]:
+@functools.cache
+def make_targets() -> frozenset[str]:
     text = (ROOT / "Makefile").read_text()
-    return set(re.findall(r"^([a-z][a-z0-9-]*):", text, re.M))
+    return frozenset(re.findall(r"^([a-z][a-z0-9-]*):", text, re.M))
 
 
 def help_of(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -80,3 +81,26 @@ async def wait_subscribed(redis_url: str, key: str, nodes: int, timeout: float =
             await asyncio.sleep(0.02)
     finally:
         await client.aclose()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sample name with labels -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], family: str, **labels: str) -> float:
+    out = 0.0
+    for key, value in samples.items():
+        name = key.split("{", 1)[0]
+        if name != family:
+            continue
+        if all(f'{k}="{v}"' in key for k, v in labels.items()):
+            out += value
+    return out

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.scale.conftest import TwoNodes, wait_subscribed
+from tests.scale.conftest import TwoNodes, scrape, total, wait_subscribed
 from tests.support.raw_ws import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,29 +35,6 @@ def documented_families() -> set[str]:
                 continue  # a prefix in prose ("gateway_redis_*")
             names.add(re.sub(r"_(bucket|count|sum)$", "", name))
     return names
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Sample name with labels -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return samples
-
-
-def total(samples: dict[str, float], family: str, **labels: str) -> float:
-    out = 0.0
-    for key, value in samples.items():
-        name = key.split("{", 1)[0]
-        if name != family:
-            continue
-        if all(f'{k}="{v}"' in key for k, v in labels.items()):
-            out += value
-    return out
 
 
 async def eventually(check: object, timeout: float = 15.0) -> None:

@@ -7,15 +7,13 @@ log line with its documented event and keys, and each documented metric of it mo
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.request
 import uuid
 from typing import Any
 
 import aiohttp
 
-from tests.scale.conftest import node_env, wait_subscribed
+from tests.scale.conftest import node_env, scrape, total, wait_subscribed
 from tests.support.gateway_proc import GatewayFactory, GatewayProcess
 from tests.support.raw_ws import connect
 from tests.support.redis_server import RedisServer
@@ -31,20 +29,6 @@ def events(gw: GatewayProcess) -> list[dict[str, Any]]:
 
 def logged(gw: GatewayProcess, event: str) -> list[dict[str, Any]]:
     return [line for line in events(gw) if line.get("event") == event]
-
-
-def sample(gw: GatewayProcess, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(gw.url + "/metrics", timeout=5) as resp:
-        page = resp.read().decode()
-    total = 0.0
-    for line in page.splitlines():
-        match = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-        if match is None or match.group(1) != name:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(match.group(3))
-    return total
 
 
 async def shout(ws: Any, ref: int) -> None:
@@ -90,8 +74,8 @@ async def test_a_slow_consumer_a_crashed_join_and_a_refused_socket_are_logged_an
     dropped = logged(a, "slow_consumer_disconnected")[0]
     assert dropped["level"] == "warning" and dropped["reason"] == "outbound limit", dropped
     assert dropped["owed"] > 0
-    assert sample(a, "gateway_socket_slow_consumer_disconnects_total") >= 1
-    assert sample(b, "gateway_redis_publish_seconds_count") > 0
+    assert total(scrape(a.port), "gateway_socket_slow_consumer_disconnects_total") >= 1
+    assert total(scrape(b.port), "gateway_redis_publish_seconds_count") > 0
 
     # An app's room authorizer raises: the join is answered, the socket and its neighbour go on.
     room = f"room:{uuid.uuid4()}"
@@ -111,7 +95,7 @@ async def test_a_slow_consumer_a_crashed_join_and_a_refused_socket_are_logged_an
     crashed = logged(a, "channel_crashed")
     assert crashed and crashed[0]["level"] == "error" and crashed[0]["phase"] == "join"
     assert crashed[0]["topic"] == room and "authorizer bug" in crashed[0]["exception"]
-    assert sample(a, "gateway_channel_joins_total", result="crash") == 1
+    assert total(scrape(a.port), "gateway_channel_joins_total", result="crash") == 1
 
     # A version nobody speaks: 403 before the upgrade.
     async with (
@@ -121,4 +105,7 @@ async def test_a_slow_consumer_a_crashed_join_and_a_refused_socket_are_logged_an
         assert resp.status == 403
     refused = logged(a, "socket_refused")
     assert [r["vsn"] for r in refused if r.get("reason") == "vsn"] == ["9.0.0"]
-    assert sample(a, "gateway_socket_connects_total", transport="websocket", result="vsn") == 1
+    assert (
+        total(scrape(a.port), "gateway_socket_connects_total", transport="websocket", result="vsn")
+        == 1
+    )
