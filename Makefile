@@ -49,7 +49,7 @@ format: venv
 # `make bench BENCH_ARGS=--quick` for the short mode; `BENCH_ARGS=compare` for one benchmark.
 bench: venv static
 	@scripts/setup-test-deps.sh
-	@scripts/setup-bench-deps.sh
+	@scripts/npm-ci.sh bench/load
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:

@@ -128,7 +128,7 @@ def generate(port: int, pid: int, workload: str, *args: str) -> dict[str, Any]:
     node_modules = GENERATOR.parent / "node_modules"
     if shutil.which("node") is None or not (node_modules / "ws").is_dir():
         raise SystemExit(
-            "the load generator needs node and its packages: scripts/setup-bench-deps.sh"
+            "the load generator needs node and its packages: scripts/npm-ci.sh bench/load"
         )
     cmd = [
         *pinned(GENERATOR_CPU),

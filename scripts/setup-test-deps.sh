@@ -71,15 +71,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || fail "chromium installed but /usr/bin/chromium is missing"
 fi
 
-command -v node >/dev/null 2>&1 || fail "node is not on PATH; the JS tests need Node 20 or newer"
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-[ "$node_major" -ge 20 ] || fail "node $(node --version) found; the JS tests need Node 20 or newer"
-command -v npm >/dev/null 2>&1 || fail "npm is not on PATH"
-
-stamp="$js_dir/node_modules/.package-lock.sha256"
-want_hash="$(sha256sum "$js_dir/package-lock.json" | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_hash" ]; then
-    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error) >>"$log" 2>&1 \
-        || fail "npm ci in tests/js failed"
-    echo "$want_hash" >"$stamp"
-fi
+"$repo/scripts/npm-ci.sh" "$js_dir"
