@@ -63,6 +63,17 @@ function mark() {
   return { t: now(), srv: cpuTicks(SERVER_PID), gen: cpuTicks(process.pid) };
 }
 
+// Warm up, then count for the window: `count(true)` at its start, `count(false)` at its end;
+// the marks taken at either end.
+async function measured(count) {
+  await sleep(Number(A.warmup) * 1000);
+  const a = mark();
+  count(true);
+  await sleep(Number(A.duration) * 1000);
+  count(false);
+  return [a, mark()];
+}
+
 function span(a, b) {
   return {
     wall_s: (b.t - a.t) / 1000,
@@ -225,12 +236,7 @@ async function echoWindow(conns, W) {
     };
     for (let k = 0; k < W; k++) push(c);
   }
-  await sleep(Number(A.warmup) * 1000);
-  const a = mark();
-  counting = true;
-  await sleep(Number(A.duration) * 1000);
-  counting = false;
-  const b = mark();
+  const [a, b] = await measured((on) => { counting = on; });
   running = false;
   for (let waited = 0; outstanding > 0 && waited < 5000; waited += 20) await sleep(20);
   for (const c of conns) c.onFrame = null;
@@ -378,12 +384,7 @@ async function churn() {
     }
   };
   const done = Promise.all(Array.from({ length: loops }, (_, k) => loop(k)));
-  await sleep(Number(A.warmup) * 1000);
-  const a = mark();
-  counting = true;
-  await sleep(Number(A.duration) * 1000);
-  counting = false;
-  const b = mark();
+  const [a, b] = await measured((on) => { counting = on; });
   running = false;
   await done;
   return {
