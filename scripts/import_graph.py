@@ -149,10 +149,16 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             if len(component) > 1:
                 found.append(sorted(component))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for node in sorted(edges):
-        if node not in index:
-            connect(node)
+    # The walk recurses once per module on a path; the limit goes back afterwards, since a
+    # test process that imports this must keep its own (deep JSON is refused by it).
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for node in sorted(edges):
+            if node not in index:
+                connect(node)
+    finally:
+        sys.setrecursionlimit(limit)
     return sorted(found)
 
 
