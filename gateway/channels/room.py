@@ -88,7 +88,7 @@ class RoomChannel(Channel):
     # The SFU's room-wide notices pass through handle_out: each channel subscribes for itself.
     intercepts = frozenset({PUBLISHED, UNPUBLISHED_OUT})
     # One per member: no instance dict.
-    __slots__ = ("phx_ref", "room_id", "rooms", "sfu", "tracks", "user_id")
+    __slots__ = ("may_signal", "phx_ref", "room_id", "rooms", "sfu", "tracks", "user_id")
 
     def __init__(self, process: ChannelContext, rooms: Rooms) -> None:
         super().__init__(process)
@@ -98,6 +98,10 @@ class RoomChannel(Channel):
         self.phx_ref: str | None = None
         self.tracks: list[str] | None = None
         self.sfu: SfuPart | None = None  # set when the room's media is sfu
+        # Whether this socket may signal: its identity and the policy are fixed for its life.
+        self.may_signal = (
+            process.conn.info.authenticated or not rooms.limits.signaling_requires_auth
+        )
 
     # -- join -------------------------------------------------------------------------------
     async def join(self, payload: Payload) -> Reply:
@@ -119,7 +123,7 @@ class RoomChannel(Channel):
         params = convert(data, JoinParams)
         if isinstance(params, Refusal):
             return refused(params)
-        if params.tracks is not None and not self._may_signal():
+        if params.tracks is not None and not self.may_signal:
             return refused(Refusal(UNAUTHORIZED, "tracks"))
         if params.media == SFU and rooms.sfu is None:
             return refused(Refusal(SFU_NOT_CONFIGURED, "media", "this gateway has no --sfu-url"))
@@ -223,7 +227,7 @@ class RoomChannel(Channel):
         return None
 
     def _signal(self, event: str, payload: Payload) -> Result:
-        if not self._may_signal():
+        if not self.may_signal:
             return error({"reason": UNAUTHORIZED})
         kind = _SIGNAL_KINDS[event]
         checked = self._check(payload, kind)
@@ -262,7 +266,7 @@ class RoomChannel(Channel):
         return _QUEUED if result is PushResult.QUEUED else _OK
 
     async def _ready(self, event: str, payload: Payload) -> Reply:
-        if not self._may_signal():
+        if not self.may_signal:
             return error({"reason": UNAUTHORIZED})
         checked = self._check(payload, Ready)
         if isinstance(checked, Refusal):
@@ -346,9 +350,6 @@ class RoomChannel(Channel):
             metrics.count_ice_credentials("turn" if servers[-1].username else "stun")
         built: list[dict[str, Any]] = msgspec.to_builtins(servers)
         return built
-
-    def _may_signal(self) -> bool:
-        return self.socket.authenticated or not self.rooms.limits.signaling_requires_auth
 
 
 _SIGNAL_KINDS: dict[str, type[Common]] = {

@@ -32,20 +32,33 @@ class Subscriber(Protocol):
 class FrameCache:
     """The broadcast frame of one message, encoded at most once per serializer."""
 
-    __slots__ = ("_frames", "event", "payload", "topic")
+    __slots__ = ("_first", "_frames", "_serializer", "event", "payload", "topic")
 
     def __init__(self, topic: str, event: str, payload: Any) -> None:
         self.topic = topic
         self.event = event
         self.payload = payload
-        self._frames: dict[int, Frame] = {}
+        # Almost every broadcast meets one serializer (V2): its frame is kept without a dict.
+        self._serializer: Serializer | None = None
+        self._first: Frame | None = None
+        self._frames: dict[int, Frame] | None = None
 
     def get(self, serializer: Serializer) -> Frame:
-        key = id(serializer)
-        frame = self._frames.get(key)
+        first = self._first
+        if serializer is self._serializer and first is not None:
+            return first
+        if first is None:
+            self._serializer = serializer
+            first = self._first = serializer.broadcast(self.topic, self.event, self.payload)
+            return first
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = {}
+        frame = frames.get(id(serializer))
         if frame is None:
-            frame = serializer.broadcast(self.topic, self.event, self.payload)
-            self._frames[key] = frame
+            frame = frames[id(serializer)] = serializer.broadcast(
+                self.topic, self.event, self.payload
+            )
         return frame
 
 
@@ -151,8 +164,10 @@ class PubSub:
                 continue
             sub.deliver(topic, event, payload, frames)
             count += 1
-        metrics.observe_fanout(count)
-        metrics.count_message_out("broadcast", count)
+        if key == topic:
+            metrics.observe_fanout(count)
+            metrics.count_message_out("broadcast", count)
+        # else a private key (a member's inbox): its subscriber sends a push and counts that.
         return count
 
     def _remote(self, env: Envelope) -> None:

@@ -81,6 +81,7 @@ class ChannelProcess:
         "_task",
         "_waiters",
         "channel",
+        "classes",
         "conn",
         "inbox",
         "intercepts",
@@ -99,6 +100,9 @@ class ChannelProcess:
         # A list, not a deque: it is almost always empty, and an empty deque costs 600 bytes.
         self.inbox: list[tuple[Any, ...]] = []
         self.intercepts = channel_cls.intercepts
+        # The event class of each event seen on this topic (`labels.classify_event`), so the
+        # connection classifies a push with one lookup; bounded, since events come from clients.
+        self.classes: dict[str, EventClass] = {}
         self.ready = False  # the join reply and after_join are done
         self.joined = False
         self.channel = channel_cls(self)
@@ -120,7 +124,21 @@ class ChannelProcess:
         if self._busy or self.inbox:
             self._submit((_IN, msg, klass))
         elif self._stop_reason is None and not self._finished:
-            self._pump((_IN, msg, klass))  # idle: handled now, not through the mailbox
+            # Idle: handled now, not through the mailbox (what `_pump` does for one item).
+            self._busy = True
+            try:
+                wait = self._handle_in(msg, klass)
+            except Exception:
+                self._crash()
+                return
+            if wait is not None:
+                self._await(wait)
+            elif self.inbox:
+                self._pump()  # the handler queued something for this channel
+            else:
+                self._busy = False
+                if self._stop_reason is not None and not self._finished:
+                    self._run(self._finish(self._stop_reason))
 
     def refuse(self, msg: Message, response: Any) -> None:
         """Answer a push the connection refused, in order with the replies before it."""
@@ -204,31 +222,31 @@ class ChannelProcess:
         if not self._busy:
             self._pump()
 
-    def _pump(self, item: tuple[Any, ...] | None = None) -> None:
-        """Handle `item`, then what is in the mailbox; hand over to a task at the first
-        awaitable."""
+    def _pump(self) -> None:
+        """Handle what is in the mailbox; hand over to a task at the first awaitable."""
         self._busy = True
         inbox = self.inbox
         while self._stop_reason is None and not self._finished:
-            if item is None:
-                if not inbox:
-                    break
-                item = inbox.pop(0)
+            if not inbox:
+                break
             try:
-                wait = self._step(item)
+                wait = self._step(inbox.pop(0))
             except Exception:
                 self._crash()
                 return
-            item = None
             if wait is not None:
-                self._first = wait
-                task = asyncio.get_running_loop().create_task(self._pump_async())
-                task.add_done_callback(self._task_done)
-                self._task = task
+                self._await(wait)
                 return
         self._busy = False
         if self._stop_reason is not None and not self._finished:
             self._run(self._finish(self._stop_reason))
+
+    def _await(self, wait: Wait) -> None:
+        """A step returned something to await: a task takes over the mailbox."""
+        self._first = wait
+        task = asyncio.get_running_loop().create_task(self._pump_async())
+        task.add_done_callback(self._task_done)
+        self._task = task
 
     async def _pump_async(self) -> None:
         wait, self._first = self._first, None
@@ -285,26 +303,7 @@ class ChannelProcess:
     def _step(self, item: tuple[Any, ...]) -> Wait | None:
         kind = item[0]
         if kind == _IN:
-            msg: Message = item[1]
-            if msg.event == PHX_LEAVE:
-                self.reply(msg.ref, "ok", {})
-                self._control(PHX_CLOSE, {})
-                self.conn.channel_ended(self)
-                self._stop_reason = "left"
-                return None
-            klass: EventClass = item[2]
-            started = perf_counter()
-            result = self.channel.handle_in(msg.event, msg.payload, msg.ref)
-            if _awaitable(result):
-
-                def handled(value: Any) -> None:
-                    metrics.observe_handling(klass, perf_counter() - started)
-                    self._handled(msg, value)
-
-                return (result, handled, None)
-            metrics.observe_handling(klass, perf_counter() - started)
-            self._handled(msg, result)
-            return None
+            return self._handle_in(item[1], item[2])
         if kind == _REFUSED:
             self.reply(item[1].ref, "error", item[2])
             return None
@@ -323,6 +322,27 @@ class ChannelProcess:
             info = self.channel.handle_info(item[1])
             return (info, None, None) if _awaitable(info) else None
         return self._join(item[1], item[2])
+
+    def _handle_in(self, msg: Message, klass: EventClass) -> Wait | None:
+        if msg.event == PHX_LEAVE:
+            self.reply(msg.ref, "ok", {})
+            self._control(PHX_CLOSE, {})
+            self.conn.channel_ended(self)
+            self._stop_reason = "left"
+            return None
+        started = perf_counter()
+        result = self.channel.handle_in(msg.event, msg.payload, msg.ref)
+        if _awaitable(result):
+
+            def handled(value: Any) -> None:
+                metrics.observe_handling(klass, perf_counter() - started)
+                self._handled(msg, value)
+
+            return (result, handled, None)
+        metrics.observe_handling(klass, perf_counter() - started)
+        if result is not None:
+            self._handled(msg, result)
+        return None
 
     def _handled(self, msg: Message, result: Any) -> None:
         if result is None:
@@ -473,4 +493,13 @@ class _Targeted:
         self.sub_id = process.sub_id
 
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
-        self.process.deliver_targeted(event, payload)
+        process = self.process
+        if (
+            process.ready
+            and not process._busy
+            and not process.inbox
+            and event not in process.intercepts
+        ):
+            process.push(event, payload)  # the common case, as `deliver_targeted` decides it
+        else:
+            process.deliver_targeted(event, payload)

@@ -30,6 +30,7 @@ log = structlog.get_logger("gateway.connection")
 _ids = itertools.count(1)
 
 DISCONNECT = "disconnect"
+_CLASSES_MAX = 32  # event classes remembered per channel (events are client-chosen names)
 
 
 class Connection:
@@ -125,13 +126,21 @@ class Connection:
             return
         admission = self.parts.admission
         topic = msg.topic
-        klass = classify_event(topic, msg.event)
-        metrics.count_message_in(klass)
+        event = msg.event
         process = self.channels.get(topic)
+        if process is None:
+            klass = classify_event(topic, event)
+        else:
+            klass = process.classes.get(event)  # type: ignore[assignment]
+            if klass is None:
+                klass = classify_event(topic, event)
+                if len(process.classes) < _CLASSES_MAX:
+                    process.classes[event] = klass
+        metrics.count_message_in(klass)
         if (
             process is not None
             and (msg.join_ref is None or msg.join_ref == process.join_ref)
-            and msg.event != PHX_JOIN
+            and event != PHX_JOIN
             and topic != PHOENIX_TOPIC
         ):
             # A push on a joined channel, the common case: what `SocketState.decide` would

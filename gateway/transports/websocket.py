@@ -64,6 +64,7 @@ class WebSocketSink:
         "_conn",
         "_corked",
         "_limit",
+        "_pending",
         "_session",
         "_transport",
         "_watch",
@@ -86,7 +87,9 @@ class WebSocketSink:
         self._closed = False
         self._conn: Connection | None = None
         self._session: SessionRecorder | None = None  # the socket's recording, if recorded
-        self._corked: list[bytes] | None = None
+        self._corked = False
+        # What was written while corked: one frame as it is, several as a list.
+        self._pending: bytes | list[bytes] | None = None
         self.closing: asyncio.Task[bool] | None = None
 
     @property
@@ -99,9 +102,14 @@ class WebSocketSink:
         data = frame.ws
         if data is None:
             data = frame.ws = ws_frame(frame)
-        corked = self._corked
-        if corked is not None:
-            corked.append(data)
+        if self._corked:
+            pending = self._pending
+            if pending is None:
+                self._pending = data
+            elif isinstance(pending, list):
+                pending.append(data)
+            else:
+                self._pending = [pending, data]
             return
         transport = self._transport
         if transport.is_closing():
@@ -140,16 +148,20 @@ class WebSocketSink:
 
     def cork(self) -> None:
         """Hold writes until `uncork` (while one read is parsed)."""
-        self._corked = []
+        self._corked = True
 
     def uncork(self) -> None:
-        corked, self._corked = self._corked, None
-        if not corked or self._closed:
+        self._corked = False
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if self._closed:
             return
         transport = self._transport
         if transport.is_closing():
             return
-        data = corked[0] if len(corked) == 1 else b"".join(corked)
+        data = b"".join(pending) if isinstance(pending, list) else pending
         transport.write(data)
         WS_BYTES_OUT.value += len(data)
         if transport.get_write_buffer_size() > self._watch:
@@ -195,7 +207,7 @@ class WebSocketSink:
             return
         if self._corked:
             self.uncork()  # what was answered before the close goes out before it
-            self._corked = []
+            self._corked = True
         self._closed = True
         self.closing = asyncio.get_running_loop().create_task(
             self._ws.close(code=code, message=reason.encode())
