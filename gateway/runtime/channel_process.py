@@ -100,9 +100,10 @@ class ChannelProcess:
         # A list, not a deque: it is almost always empty, and an empty deque costs 600 bytes.
         self.inbox: list[tuple[Any, ...]] = []
         self.intercepts = channel_cls.intercepts
-        # The event class of each event seen on this topic (`labels.classify_event`), so the
-        # connection classifies a push with one lookup; bounded, since events come from clients.
-        self.classes: dict[str, EventClass] = {}
+        # The event class of each event pushed on this topic (`labels.classify_event`), so the
+        # connection classifies a push with one lookup; made at the first push (most members of
+        # a large room never push), bounded since events come from clients.
+        self.classes: dict[str, EventClass] | None = None
         self.ready = False  # the join reply and after_join are done
         self.joined = False
         self.channel = channel_cls(self)

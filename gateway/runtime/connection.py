@@ -131,11 +131,14 @@ class Connection:
         if process is None:
             klass = classify_event(topic, event)
         else:
-            klass = process.classes.get(event)  # type: ignore[assignment]
+            classes = process.classes
+            if classes is None:
+                classes = process.classes = {}
+            klass = classes.get(event)  # type: ignore[assignment]
             if klass is None:
                 klass = classify_event(topic, event)
-                if len(process.classes) < _CLASSES_MAX:
-                    process.classes[event] = klass
+                if len(classes) < _CLASSES_MAX:
+                    classes[event] = klass
         metrics.count_message_in(klass)
         if (
             process is not None
