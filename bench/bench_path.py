@@ -5,7 +5,13 @@ What the socket benchmarks measure on top of this is the event loop, aiohttp's f
 and the kernel; this isolates the part the gateway's code decides. Figures are
 medians of several rounds, in microseconds of one core per message.
 
-    .venv/bin/python -m bench.bench_path [--messages 8000] [--rounds 5]
+    .venv/bin/python -m bench.bench_path [--messages 8000] [--rounds 5] [--from-bytes]
+        [--only relay,echo] [--frames N]
+
+`--from-bytes` starts one step earlier: masked WebSocket frames go through the socket's parser
+(`CorkingReader`, `DirectQueue`) and its `WebSocketSink`, whose transport is in memory, so the
+figure covers everything the process does per message except the event loop and the system
+calls. `bench/bench_instructions.py` counts its instructions, which shared machines do not blur.
 """
 
 from __future__ import annotations
@@ -17,8 +23,13 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from gateway.testing import ChannelTest, Client
+from gateway.transports.outbound_budget import OutboundBudget
+from gateway.transports.websocket import WebSocketSink
+from gateway.transports.ws_reader import CorkingReader, DirectQueue
 
 SDP = "v=0\r\n" + "a=candidate:1 1 udp 2122260223 192.168.1.10 54321 typ host generation 0\r\n" * 12
 
@@ -30,18 +41,84 @@ async def _joined(t: ChannelTest, user: str, topic: str) -> Client:
     return client
 
 
-async def _per_message(frames: list[bytes], client: Client, sinks: list[Client]) -> float:
-    for c in sinks:
+class MemoryTransport:
+    """What a `WebSocketSink` writes to: counts the writes, keeps nothing."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class _Reading:
+    """The parser's view of its protocol: reading is never paused here."""
+
+    _reading_paused = False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def masked(text: bytes) -> bytes:
+    """A client's text frame (RFC 6455 section 5.2) with an all-zero mask, so the payload stays
+    as it is."""
+    n = len(text)
+    if n < 126:
+        head = bytes((0x81, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + bytes(4) + text
+
+
+def _socket_of(client: Client) -> tuple[Callable[[bytes], Any], MemoryTransport]:
+    """Put `client` behind a real parser and sink; returns what a read feeds, and the transport."""
+    transport = MemoryTransport()
+    sink = WebSocketSink(None, transport, 1 << 30, OutboundBudget(1 << 40))  # type: ignore[arg-type]
+    sink._conn = client.conn
+    client.conn.sink = sink
+    queue = DirectQueue(_Reading(), 1 << 16, loop=asyncio.get_running_loop())
+    reader = CorkingReader(queue, 1 << 20, compress=False, decode_text=True)
+    reader.sink = sink
+    queue.attach(sink.on_message)
+    return reader.feed_data, transport
+
+
+async def _per_message(
+    t: ChannelTest, texts: list[bytes], client: Client, peers: list[Client], options: Options
+) -> float:
+    """CPU µs per message to hand the first `options.messages` of `texts` to `client`."""
+    if options.from_bytes:
+        feed, _ = _socket_of(client)
+        for peer in peers:
+            _socket_of(peer)
+        frames = [masked(text) for text in texts]
+    else:
+        feed = client.conn.receive_text
+        frames = texts
+    for c in (client, *peers):
         c.sink.frames.clear()
-    receive: Callable[[bytes], None] = client.conn.receive_text
+    frames = frames[: options.messages]
     started = time.process_time()
     for frame in frames:
-        receive(frame)
+        feed(frame)
     spent = time.process_time() - started
+    await t.settle()  # the bookkeeping queued behind the replies runs after the round
     return spent / len(frames) * 1e6
 
 
-async def relay(n: int) -> float:
+async def relay(options: Options) -> float:
     """An `offer` with `to`: validated, stamped, delivered to the peer, answered."""
     t, topic = (
         ChannelTest.build(rate_signaling=10**9, burst_signaling=10**9),
@@ -50,27 +127,39 @@ async def relay(n: int) -> float:
     ann, bob = await _joined(t, "ann", topic), await _joined(t, "bob", topic)
     offer = {"to": "bob", "sdp": SDP, "type": "offer"}
     jr = ann.join_refs[topic]
-    frames = [json.dumps([jr, str(i), topic, "offer", offer]).encode() for i in range(n)]
-    figure = await _per_message(frames, ann, [ann, bob])
-    await t.settle()  # the bookkeeping queued behind the replies runs after the round
-    return figure
+    texts = [json.dumps([jr, str(i), topic, "offer", offer]).encode() for i in range(options.made)]
+    return await _per_message(t, texts, ann, [bob], options)
 
 
-async def echo(n: int) -> float:
+async def echo(options: Options) -> float:
     """A push on `echo:*` answered with its payload."""
     t, topic = ChannelTest.build(), f"echo:{uuid.uuid4()}"
     ann = await _joined(t, "ann", topic)
     jr = ann.join_refs[topic]
-    frames = [json.dumps([jr, str(i), topic, "ping", {"body": "ping"}]).encode() for i in range(n)]
-    figure = await _per_message(frames, ann, [ann])
-    await t.settle()
-    return figure
+    body = {"body": "ping"}
+    texts = [json.dumps([jr, str(i), topic, "ping", body]).encode() for i in range(options.made)]
+    return await _per_message(t, texts, ann, [], options)
 
 
-async def main_async(messages: int, rounds: int) -> None:
+WORKLOADS = {"relay": ("relay offer with to", relay), "echo": ("echo push", echo)}
+
+
+@dataclass(frozen=True)
+class Options:
+    messages: int
+    from_bytes: bool
+    frames: int  # frames made (at least `messages`): the same setup whatever `messages` is
+
+    @property
+    def made(self) -> int:
+        return max(self.frames, self.messages)
+
+
+async def main_async(options: Options, rounds: int, only: list[str]) -> None:
     # Within the bookkeeping queue's bound (10,000), so no round drops store writes.
-    for name, run in (("relay offer with to", relay), ("echo push", echo)):
-        figures = [await run(messages) for _ in range(rounds)]
+    for key in only:
+        name, run = WORKLOADS[key]
+        figures = [await run(options) for _ in range(rounds)]
         print(
             f"{name:22} {statistics.median(figures):6.1f} µs CPU per message "
             f"(rounds: {', '.join(f'{f:.1f}' for f in figures)})",
@@ -82,8 +171,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=8_000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--from-bytes", action="store_true", help="start at the socket's parser")
+    ap.add_argument("--only", default="relay,echo", help="comma list of: relay, echo")
+    ap.add_argument("--frames", type=int, default=0, help="frames to make (default: --messages)")
     a = ap.parse_args()
-    asyncio.run(main_async(a.messages, a.rounds))
+    only = [w for w in a.only.split(",") if w]
+    unknown = [w for w in only if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    options = Options(a.messages, a.from_bytes, a.frames)
+    asyncio.run(main_async(options, a.rounds, only))
 
 
 if __name__ == "__main__":
