@@ -44,6 +44,21 @@ def _name(value: str) -> bytes:
     return out
 
 
+# Join refs repeat on every reply and push of a channel: encoded once each, bounded as names.
+_JOIN_REFS: dict[str, bytes] = {}
+
+
+def _join_ref(value: Any) -> bytes:
+    if type(value) is not str:
+        return _ref(value)
+    out = _JOIN_REFS.get(value)
+    if out is None:
+        if len(_JOIN_REFS) >= _NAMES_MAX:
+            _JOIN_REFS.clear()
+        out = _JOIN_REFS[value] = _ref(value)
+    return out
+
+
 def _body(value: Any) -> bytes | msgspec.Raw:
     """A payload's JSON; `msgspec.Raw` as it is (`bytes.join` reads it without a copy)."""
     if type(value) is msgspec.Raw:
@@ -146,24 +161,31 @@ class V2Serializer:
             )
         )
 
+    # Replies and pushes are made for nearly every message: their cached parts are looked up
+    # here rather than through the helpers above (a lookup costs a fraction of a call).
+
     def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> Frame:
         if isinstance(response, bytes):
             return Frame(
                 _binary_header(1, join_ref, ref, topic, status) + response,
                 text=False,
             )
+        body = response
+        if type(body) is not msgspec.Raw:
+            body = b"{}" if type(body) is dict and not body else encode(body)
         return Frame(
             b"".join(
                 (
                     b"[",
-                    _ref(join_ref),
+                    (_JOIN_REFS.get(join_ref) if type(join_ref) is str else None)
+                    or _join_ref(join_ref),
                     b",",
                     _ref(ref),
                     b",",
-                    _name(topic),
+                    _NAMES.get(topic) or _name(topic),
                     b',"phx_reply",{"response":',
-                    _body(response),
-                    _tail(status),
+                    body,
+                    _TAILS.get(status) or _tail(status),
                 )
             )
         )
@@ -171,17 +193,21 @@ class V2Serializer:
     def push(self, join_ref: Any, topic: str, event: str, payload: Any) -> Frame:
         if isinstance(payload, bytes):
             return Frame(_binary_header(0, join_ref, None, topic, event) + payload, text=False)
+        body = payload
+        if type(body) is not msgspec.Raw:
+            body = b"{}" if type(body) is dict and not body else encode(body)
         return Frame(
             b"".join(
                 (
                     b"[",
-                    _ref(join_ref),
+                    (_JOIN_REFS.get(join_ref) if type(join_ref) is str else None)
+                    or _join_ref(join_ref),
                     b",null,",
-                    _name(topic),
+                    _NAMES.get(topic) or _name(topic),
                     b",",
-                    _name(event),
+                    _NAMES.get(event) or _name(event),
                     b",",
-                    _body(payload),
+                    body,
                     b"]",
                 )
             )
