@@ -29,19 +29,18 @@ class Subscriber(Protocol):
         """Take one broadcast; use `frames` to share the encoded frame with other subscribers."""
 
 
-class FrameCache:
-    """The broadcast frame of one message, encoded at most once per serializer."""
+class FrameCache(msgspec.Struct, gc=False):
+    """The broadcast frame of one message, encoded at most once per serializer.
 
-    __slots__ = ("_first", "_frames", "_serializer", "event", "payload", "topic")
+    A Struct: one is made for every broadcast, and a Struct is made in C."""
 
-    def __init__(self, topic: str, event: str, payload: Any) -> None:
-        self.topic = topic
-        self.event = event
-        self.payload = payload
-        # Almost every broadcast meets one serializer (V2): its frame is kept without a dict.
-        self._serializer: Serializer | None = None
-        self._first: Frame | None = None
-        self._frames: dict[int, Frame] | None = None
+    topic: str
+    event: str
+    payload: Any
+    # Almost every broadcast meets one serializer (V2): its frame is kept without a dict.
+    _serializer: Serializer | None = None
+    _first: Frame | None = None
+    _frames: dict[int, Frame] | None = None
 
     def get(self, serializer: Serializer) -> Frame:
         first = self._first
