@@ -333,7 +333,7 @@ class ChannelProcess:
             return None
         started = perf_counter()
         result = self.channel.handle_in(msg.event, msg.payload, msg.ref)
-        if _awaitable(result):
+        if type(result) is not Reply and _awaitable(result):  # a Reply, mostly: no call
 
             def handled(value: Any) -> None:
                 metrics.observe_handling(klass, perf_counter() - started)
