@@ -157,6 +157,7 @@ class RoomChannel(Channel):
             if rooms.ice.configured:
                 response["ice_servers"] = self._ice_servers()
             if params.history:
+                await rooms.bookkeeper.flush()  # chat this node relayed just before is in it
                 chat = await rooms.sessions.chat(room_id, params.history)
                 response["history"] = [msgspec.Raw(m) for m in chat]
         except BaseException:

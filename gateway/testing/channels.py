@@ -223,10 +223,12 @@ class ChannelTest:
 
     async def settle(self, rounds: int = 20) -> None:
         """Run the event loop until no channel is busy and no frame arrived for `rounds`
-        turns in a row: what a channel does without timers or real I/O is done by then."""
+        turns in a row: what a channel does without timers or real I/O is done by then
+        (the rooms' queued store writes included)."""
         quiet = 0
         seen = self._frame_count()
         for _ in range(10_000):
+            await self.node.rooms.bookkeeper.flush()  # queued store writes are made too
             await asyncio.sleep(0)
             count = self._frame_count()
             busy = any(not p.idle for c in self.clients for p in c.conn.channels.values())

@@ -38,8 +38,10 @@ async def session_handler(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     if not is_room_id(room_id):
         return web.json_response({"error": "invalid room id"}, status=400)
+    rooms = request.app[ROOMS_KEY]
+    await rooms.bookkeeper.flush()  # what this node relayed before the request is in it
     try:
-        session = await request.app[ROOMS_KEY].sessions.get(room_id)
+        session = await rooms.sessions.get(room_id)
     except StoreUnavailable:
         return web.json_response({"error": "database unavailable"}, status=503)
     if session is None:
