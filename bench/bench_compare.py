@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +50,28 @@ from bench.common import (
 )
 
 KINDS = ("gateway", "bare")
-WORKLOADS = ("echo", "relay", "churn")
+# conns first: its RSS baseline is then a fresh process's, not a heap other workloads grew.
+WORKLOADS = ("conns", "echo", "relay", "churn", "fanout")
 SATURATED_PCT = 90.0
 GENERATOR_NEAR_PCT = 95.0
 P99_LIMIT_MS = 50.0
 MIN_DELIVERED = 0.95
 UNLIMITED = "1000000"
+JOINS_IN_FLIGHT = 100  # conns: connects and joins at a time
+FANOUT_IN_FLIGHT = 50  # fanout: closed-loop joins into the one room
+HEARTBEAT_S = 10.0
+BROADCAST_SPACING_MS = 200
+# Sockets besides the generator's own: the server's listener, files and pipes.
+SPARE_FDS = 200
 # docs/auth.md: with --trust-token-as-user-id the `token` param is the user id (load tests only),
-# which relay's `to` needs. Every rate limit class stays checked, at rates no workload reaches.
+# which relay's `to` needs. Every rate limit class stays checked, at rates no workload reaches;
+# the member cap of a room (50 by default) is raised past the largest fan-out room.
 GATEWAY_ARGS = (
     "--trust-token-as-user-id",
     "--echo",
     "--metrics",
+    "--room-max-members",
+    UNLIMITED,
     "--rate-limits",
     *(
         arg
@@ -79,10 +90,63 @@ class Mode:
     relay_drain_s: float
     churn_s: float
     rates: str
+    conns: int
+    hold_s: float
+    idle_s: float
+    sizes: str
+    broadcasts: int
+    join_budget_s: float
 
 
-FULL = Mode("full", 2.0, 8.0, 5.0, 2.0, 8.0, "2000,5000,10000,15000,20000,30000,40000,60000")
-QUICK = Mode("quick", 1.0, 3.0, 2.0, 1.0, 3.0, "2000,5000,10000,15000,20000,30000")
+FULL = Mode(
+    "full",
+    2.0,
+    8.0,
+    5.0,
+    2.0,
+    8.0,
+    "2000,5000,10000,15000,20000,30000,40000,60000",
+    15_000,
+    5.0,
+    15.0,
+    "2000,5000",
+    20,
+    300.0,
+)
+QUICK = Mode(
+    "quick",
+    1.0,
+    3.0,
+    2.0,
+    1.0,
+    3.0,
+    "2000,5000,10000,15000,20000,30000",
+    5_000,
+    3.0,
+    15.0,
+    "1000,2000",
+    10,
+    60.0,
+)
+
+
+def enough_files(mode: Mode, only: list[str]) -> None:
+    """Raise this process's open-files limit (the server and the generator inherit it) to what
+    the largest workload holds, or stop with what to do."""
+    sockets = max(
+        mode.conns if "conns" in only else 0,
+        max(int(n) for n in mode.sizes.split(",")) + 1 if "fanout" in only else 0,
+    )
+    need = sockets + SPARE_FDS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need or soft == resource.RLIM_INFINITY:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise SystemExit(
+            f"{sockets:,} connections need an open-files limit of at least {need:,}; the hard "
+            f"limit is {hard:,} (ulimit -Hn): raise it, or pass a smaller --conns / --sizes"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -97,7 +161,37 @@ def settle(pid: int, limit_s: float = 15.0) -> None:
         quiet = quiet + 1 if cpu_seconds(pid) - before < 0.075 else 0
 
 
-def generator_args(workload: str, mode: Mode, rates: str) -> list[str]:
+def generator_args(kind: str, workload: str, mode: Mode, rates: str) -> list[str]:
+    if workload == "conns":
+        return [
+            "--conns",
+            str(mode.conns),
+            "--in-flight",
+            str(JOINS_IN_FLIGHT),
+            "--hold",
+            str(mode.hold_s),
+            "--idle",
+            str(mode.idle_s),
+            "--heartbeat-s",
+            str(HEARTBEAT_S),
+        ]
+    if workload == "fanout":
+        return [
+            "--sizes",
+            mode.sizes,
+            "--broadcasts",
+            str(mode.broadcasts),
+            "--spacing-ms",
+            str(BROADCAST_SPACING_MS),
+            "--in-flight",
+            str(FANOUT_IN_FLIGHT),
+            "--join-budget",
+            str(mode.join_budget_s),
+            # The gateway's join is done when the member has the room's presence; the bare
+            # server has none, so its join is done at the reply.
+            "--join-until",
+            "presence_state" if kind == "gateway" else "reply",
+        ]
     if workload == "echo":
         return ["--warmup", str(mode.warmup_s), "--duration", str(mode.echo_s)]
     if workload == "relay":
@@ -150,6 +244,11 @@ def figures(workload: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             **shares(raw, raw["cycles"]),
         }
         out["churn"] = {**row, "bound_pct": row["srv_pct"]}
+    elif workload == "conns":
+        out["conns"] = conns_row(raw)
+    elif workload == "fanout":
+        for size in raw["sizes"]:
+            out[f"fanout {size['size']}"] = fanout_row(size)
     else:
         steps = [
             {
@@ -178,6 +277,54 @@ def figures(workload: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def conns_row(raw: dict[str, Any]) -> dict[str, Any]:
+    """RSS growth per joined connection after the hold and after the idle spell (the figure);
+    srv/gen and µs per connection over the opening, where the CPU goes."""
+    joined = raw["joined"]
+
+    def per(kb: int) -> float:
+        return (kb - raw["rss_before_kb"]) / joined if joined else float("nan")
+
+    sent = raw["heartbeats_sent"]
+    hold = raw["hold"]
+    return {
+        "value": per(raw["rss_idle_kb"]),
+        "held_kb": per(raw["rss_held_kb"]),
+        "conns": raw["conns"],
+        "joined": joined,
+        "errors": raw["errors"],
+        "joins_per_s": joined / raw["open"]["wall_s"],
+        "heartbeats_pct": 100 * raw["heartbeats_answered"] / sent if sent else float("nan"),
+        "hold_srv_pct": 100 * hold["srv_cpu_s"] / hold["wall_s"],
+        "hold_gen_pct": 100 * hold["gen_cpu_s"] / hold["wall_s"],
+        **shares(raw["open"], joined),
+    }
+
+
+def fanout_row(size: dict[str, Any]) -> dict[str, Any]:
+    """Deliveries/s of one room size; srv/gen are over the bursts (send to the last member's
+    copy), the only time the server is busy, so `bound_pct` is the server's share there."""
+    join = size["join"]
+    row = {
+        "value": size["deliveries_per_s"],
+        "size": size["size"],
+        "members": size["members"],
+        "budget_ended": 1.0 if size["budget_ended"] else 0.0,
+        "join_s": join["wall_s"],
+        "joins_per_s": size["joins_per_s"],
+        "join_errors": size["join_errors"],
+        "join_srv_pct": 100 * join["srv_cpu_s"] / join["wall_s"],
+        "join_gen_pct": 100 * join["gen_cpu_s"] / join["wall_s"],
+        "last_ms": size["last_ms"],
+        "p50_ms": size["p50_ms"],
+        "p99_ms": size["p99_ms"],
+        "delivered_pct": 100 * size["deliveries"] / size["expected"] if size["expected"] else 0.0,
+        "incomplete": size["incomplete"],
+        **shares(size, size["deliveries"]),
+    }
+    return {**row, "bound_pct": row["srv_pct"]}
+
+
 def measure(kind: str, mode: Mode, only: list[str], rates: str) -> dict[str, dict[str, Any]]:
     args = GATEWAY_ARGS if kind == "gateway" else ()
     out: dict[str, dict[str, Any]] = {}
@@ -187,7 +334,8 @@ def measure(kind: str, mode: Mode, only: list[str], rates: str) -> dict[str, dic
             print(f"  {kind}: {workload}", file=sys.stderr, flush=True)
             out.update(
                 figures(
-                    workload, generate(port, pid, workload, *generator_args(workload, mode, rates))
+                    workload,
+                    generate(port, pid, workload, *generator_args(kind, workload, mode, rates)),
                 )
             )
     return out
@@ -316,21 +464,95 @@ def report(results: dict[str, dict[str, dict[str, Any]]], mode: Mode, runs: int)
             )
         print(f"  gateway/bare {ratio('churn', results)}")
         summary.append(f"churn {ratio('churn', results)}")
+    fanout_names = [n for n in gw if n.startswith("fanout ")]
+    if fanout_names:
+        report_fanout(results, fanout_names, mode)
+        summary.extend(f"{name} {ratio(name, results)}" for name in fanout_names)
+    if "conns" in gw:
+        report_conns(results, mode)
+        summary.append(f"memory per connection {memory_ratio(results)}")
     print(f"\ngateway / bare aiohttp: {'; '.join(summary)}")
+
+
+def report_fanout(
+    results: dict[str, dict[str, dict[str, Any]]], names: list[str], mode: Mode
+) -> None:
+    print(
+        f"\nfan-out, one room:<uuid> grown by joins ({FANOUT_IN_FLIGHT} in flight, budget "
+        f"{mode.join_budget_s:g} s; the gateway's join is done at its presence_state), then one "
+        f"more member sends {mode.broadcasts} new_msg, each {BROADCAST_SPACING_MS} ms after the "
+        "last copy of the one before"
+    )
+    print(
+        "  deliveries/s: members / send to the last member's copy (median); p50/p99: each "
+        "member's copy; srv/gen over those bursts"
+    )
+    for name in names:
+        for kind in KINDS:
+            r = results[kind][name]
+            label = num(r["size"]) if kind == "gateway" else ""
+            short = f" of {num(r['size'])} (join budget ended)" if r["budget_ended"] else ""
+            lost = f"  {r['delivered_pct']:.1f} % delivered" if r["delivered_pct"] < 100 else ""
+            print(
+                f"  {label:>5} {kind:<8} {num(r['value']):>8} deliveries/s  last {num(r['last_ms'], 1):>5} ms  "
+                f"p50 {num(r['p50_ms'], 1):>5} ms  p99 {num(r['p99_ms'], 1):>5} ms  "
+                f"{num(r['us_per_op'], 2):>5} µs/delivery  {cpu(r)}{lost}"
+            )
+            print(
+                f"        {'':<8} {num(r['members'])} members{short} in {num(r['join_s'], 1)} s "
+                f"({num(r['joins_per_s'])} joins/s, srv {r['join_srv_pct']:.0f}% gen "
+                f"{r['join_gen_pct']:.0f}%)"
+                + (f", {r['join_errors']:.0f} join errors" if r["join_errors"] else "")
+            )
+        print(f"        gateway/bare {ratio(name, results)}")
+
+
+def report_conns(results: dict[str, dict[str, dict[str, Any]]], mode: Mode) -> None:
+    print(
+        f"\nmemory, {num(mode.conns)} connections each joined to its own room:<uuid> "
+        f"({JOINS_IN_FLIGHT} in flight), a heartbeat on each every {HEARTBEAT_S:g} s"
+    )
+    print(
+        f"  server RSS growth per joined connection after a {mode.hold_s:g} s hold and "
+        f"{mode.idle_s:g} s more; srv/gen and µs over the opening, then while holding"
+    )
+    for kind in KINDS:
+        r = results[kind]["conns"]
+        errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
+        print(
+            f"  {kind:<8} {num(r['value'], 1):>5} KB/conn ({num(r['held_kb'], 1)} after the hold)  "
+            f"{num(r['joined'])} joined  {num(r['joins_per_s'])} joins/s  "
+            f"{num(r['us_per_op'])} µs/join  {cpu(r)}; holding srv {r['hold_srv_pct']:.0f}% "
+            f"gen {r['hold_gen_pct']:.0f}%; heartbeats answered {num(r['heartbeats_pct'], 1)} %"
+            f"{errors}"
+        )
+    print(f"  gateway/bare {memory_ratio(results)}")
+
+
+def memory_ratio(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    # Memory is not a rate: the generator cannot bound it, so no generator-bound here.
+    g, b = results["gateway"]["conns"], results["bare"]["conns"]
+    if not b["value"] or b["value"] != b["value"]:
+        return "n/a"
+    return f"{g['value'] / b['value']:.2f}x KB per connection (lower is better)"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="short windows (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short windows and fewer members")
     parser.add_argument("--runs", type=int, default=1, help="interleaved runs; medians printed")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma list of workloads")
     parser.add_argument("--rates", default="", help="relay steps, total offered msgs/s")
+    parser.add_argument("--conns", type=int, default=0, help="conns: connections to hold")
+    parser.add_argument("--sizes", default="", help="fanout: room sizes, e.g. 2000,5000")
     parser.add_argument("--json", default=str(ROOT / "bench-results" / "compare.json"))
     args = parser.parse_args()
     mode = QUICK if args.quick else FULL
+    mode = replace(mode, conns=args.conns or mode.conns, sizes=args.sizes or mode.sizes)
     only = [w for w in WORKLOADS if w in args.only.split(",")]
+    enough_files(mode, only)
     runs: dict[str, list[dict[str, dict[str, Any]]]] = {kind: [] for kind in KINDS}
     for n in range(args.runs):
         # Alternating which server goes first spreads a drift of the machine over both.

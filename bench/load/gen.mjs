@@ -4,11 +4,11 @@
 // limit by the two processes' CPU, which it samples from /proc over each measurement window.
 //
 //   node bench/load/gen.mjs --url ws://127.0.0.1:4000/socket/websocket --server-pid PID \
-//       --workload echo|relay|churn [options below]
+//       --workload echo|relay|churn|conns|fanout [options below]
 //
 // Frames are built as strings and replies recognised by a byte search rather than parsed: the
 // generator has one core, and what it spends per message is what it cannot offer the server.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -32,6 +32,18 @@ const DEFAULTS = {
   'sdp-bytes': '1000',
   // churn
   loops: '50',
+  // conns (with --conns) and fanout: connects and joins in flight
+  'in-flight': '100',
+  // conns: hold the joined connections, then idle on; heartbeats all along
+  hold: '5',
+  idle: '15',
+  'heartbeat-s': '10',
+  // fanout
+  sizes: '2000,5000',
+  broadcasts: '20',
+  'spacing-ms': '200',
+  'join-budget': '300', // seconds for all the joins of the growing room
+  'join-until': 'presence_state', // or `reply`, for a server that pushes no presence
 };
 
 function parseArgs(argv) {
@@ -63,6 +75,25 @@ function mark() {
   return { t: now(), srv: cpuTicks(SERVER_PID), gen: cpuTicks(process.pid) };
 }
 
+// CPU in ticks, from the run time in ns of every live thread (/proc/<pid>/task/*/schedstat):
+// a fan-out burst lasts tens of ms, a few ticks of /proc/<pid>/stat.
+function cpuTicksFine(pid) {
+  if (!pid) return 0;
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'latin1').split(' ')[0]);
+    } catch {
+      // the thread ended since the listing
+    }
+  }
+  return (ns / 1e9) * CLK_TCK;
+}
+
+function fineMark() {
+  return { t: now(), srv: cpuTicksFine(SERVER_PID), gen: cpuTicksFine(process.pid) };
+}
+
 // Warm up, then count for the window: `count(true)` at its start, `count(false)` at its end;
 // the marks taken at either end.
 async function measured(count) {
@@ -72,6 +103,24 @@ async function measured(count) {
   await sleep(Number(A.duration) * 1000);
   count(false);
   return [a, mark()];
+}
+
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) : null;
+}
+
+// One socket is one file descriptor: stop before the first refused connect rather than after.
+function needSockets(n) {
+  const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'latin1'));
+  const limit = !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  if (limit < n + 100) {
+    process.stderr.write(
+      `gen.mjs: ${n} connections need an open-files limit of at least ${n + 100}, ` +
+        `this process has ${limit}: raise it (ulimit -n) or ask for fewer\n`,
+    );
+    process.exit(2);
+  }
 }
 
 function span(a, b) {
@@ -115,6 +164,12 @@ function stampOf(buf) {
 }
 const ERROR = Buffer.from('"status":"error"');
 
+// The event of a V2 frame comes before its payload, so it is found in the frame's head.
+const HEAD = 160;
+const inHead = (buf, needle) => buf.subarray(0, HEAD).indexOf(needle) >= 0;
+const REPLY = Buffer.from('","phx_reply",');
+const isReply = (buf) => inHead(buf, REPLY);
+
 // -- connections -------------------------------------------------------------------------------
 class Conn {
   constructor(ws, user) {
@@ -125,7 +180,8 @@ class Conn {
     this.onFrame = null;
     this.closed = new Promise((resolve) => ws.once('close', resolve));
     ws.on('message', (data) => {
-      if (this.waiting.size) {
+      // Only a reply is parsed: a large room's presence frames would cost the most to parse.
+      if (this.waiting.size && isReply(data)) {
         const msg = JSON.parse(data.toString());
         const resolve = msg[3] === 'phx_reply' && this.waiting.get(msg[1]);
         if (resolve) {
@@ -399,7 +455,247 @@ async function churn() {
   };
 }
 
-const WORKLOADS = { echo, relay, churn };
+// -- conns: N joined connections held, with heartbeats; the server's RSS per connection -------
+async function conns() {
+  const n = Number(A.conns);
+  needSockets(n);
+  let errors = 0;
+  const firstErrors = new Set();
+  const rssBefore = rssKb(SERVER_PID);
+  const a = mark();
+  const opened = await pool(n, Number(A['in-flight']), async (i) => {
+    let c = null;
+    try {
+      c = await connect(`conn-${NONCE}-${i}`);
+      await c.call('1', `room:${randomUUID()}`, 'phx_join');
+      return c;
+    } catch (err) {
+      errors++;
+      if (firstErrors.size < 3) firstErrors.add(String(err.message || err));
+      if (c) c.ws.terminate();
+      return null;
+    }
+  });
+  const b = mark();
+  const held = opened.filter((c) => c !== null);
+  const reply = Buffer.from('"phoenix","phx_reply"');
+  let answered = 0;
+  for (const c of held) {
+    c.onFrame = (data) => {
+      if (inHead(data, reply) && !data.includes(ERROR)) answered++;
+    };
+  }
+  const beats = heartbeats(held);
+  await sleep(Number(A.hold) * 1000);
+  const rssHeld = rssKb(SERVER_PID);
+  const c = mark();
+  await sleep(Number(A.idle) * 1000);
+  const rssIdle = rssKb(SERVER_PID);
+  const d = mark();
+  const sent = beats.stop();
+  for (let waited = 0; answered < sent && waited < 3000; waited += 50) await sleep(50);
+  await closeAll(held);
+  return {
+    workload: 'conns',
+    conns: n,
+    joined: held.length,
+    errors,
+    first_errors: [...firstErrors],
+    rss_before_kb: rssBefore,
+    rss_held_kb: rssHeld,
+    rss_idle_kb: rssIdle,
+    held_s: (c.t - b.t) / 1000,
+    idle_s: (d.t - c.t) / 1000,
+    heartbeats_sent: sent,
+    heartbeats_answered: answered,
+    open: span(a, b),
+    hold: span(b, d),
+  };
+}
+
+// A heartbeat on every connection of `conns` (which may grow) each `heartbeat-s`, spread
+// evenly over the period, as phoenix.js does; unless paused. stop() returns how many were sent.
+function heartbeats(conns) {
+  const tickMs = 100;
+  const periodMs = Number(A['heartbeat-s']) * 1000;
+  const beats = { paused: false, stop: () => { clearInterval(timer); return sent; } };
+  let sent = 0;
+  let next = 0;
+  let owed = 0;
+  const timer = setInterval(() => {
+    owed = beats.paused ? 0 : owed + (conns.length * tickMs) / periodMs;
+    for (; owed >= 1; owed--) {
+      next = next < conns.length ? next : 0;
+      const c = conns[next++];
+      c.ws.send(`[null,"${++c.ref}","phoenix","heartbeat",{}]`);
+      sent++;
+    }
+  }, tickMs);
+  return beats;
+}
+
+// -- fanout: one room grown to each size, one sender's new_msg broadcasts to all of it ---------
+const PRESENCE_STATE = Buffer.from('","presence_state",');
+const NEW_MSG = Buffer.from('","new_msg",');
+const SEQ = Buffer.from('"_s":');
+const SENT_US = Buffer.from('"_t":');
+
+function numberAfter(buf, key) {
+  const i = buf.indexOf(key);
+  return i < 0 ? -1 : parseFloat(buf.toString('latin1', i + key.length, i + key.length + 24));
+}
+
+function within(promise, ms) {
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
+}
+
+// Joined when the reply is ok, or with `--join-until presence_state` when the member also has
+// the room's presence: the gateway sends it after every join, and only then is the join done.
+async function joinRoom(c, topic) {
+  let seen = null;
+  const state = new Promise((resolve) => { seen = resolve; });
+  if (A['join-until'] === 'presence_state') {
+    c.onFrame = (data) => { if (inHead(data, PRESENCE_STATE)) seen(); };
+  } else seen();
+  await c.call('1', topic, 'phx_join');
+  if (!(await within(state, 30000))) throw new Error('no presence_state 30 s after the join');
+}
+
+async function fanout() {
+  const sizes = A.sizes.split(',').map(Number);
+  needSockets(Math.max(...sizes) + 1);
+  const topic = `room:${randomUUID()}`;
+  const budgetEnd = now() + Number(A['join-budget']) * 1000;
+  const fan = { seq: 0, count: [], last: [], expected: 0, hist: null, done: null, end: null };
+  const sender = await connect(`fan-${NONCE}-sender`);
+  await joinRoom(sender, topic);
+  sender.onFrame = null; // its own copies are not counted
+  const members = [];
+  const rows = [];
+  let id = 0;
+  // The gateway closes a socket silent for 60 s: a large room takes longer than that to grow.
+  const beating = [sender];
+  const beats = heartbeats(beating);
+  const joined = (c) => {
+    c.onFrame = (data) => counted(fan, data);
+    members.push(c);
+    beating.push(c);
+  };
+  for (const size of sizes) {
+    const a = mark();
+    const before = members.length;
+    const user = () => `fan-${NONCE}-${id++}`;
+    const errors = await grow(members, size, topic, budgetEnd, user, joined);
+    const b = mark();
+    await sleep(1500); // the last joins' presence windows (at most 1 s) go out first
+    beats.paused = true;
+    rows.push({
+      size,
+      members: members.length,
+      joins_per_s: (members.length - before) / ((b.t - a.t) / 1000),
+      join: span(a, b),
+      join_errors: errors.count,
+      first_errors: errors.first,
+      budget_ended: members.length < size,
+      ...(await broadcasts(sender, topic, members.length, fan)),
+    });
+    beats.paused = false;
+  }
+  beats.stop();
+  await closeAll([sender, ...members]);
+  return { workload: 'fanout', topic_members: members.length, sizes: rows };
+}
+
+// Closed loop: `in-flight` members connecting and joining at a time until the room has `size`.
+async function grow(members, size, topic, budgetEnd, user, joined) {
+  const errors = { count: 0, first: [] };
+  let pending = 0;
+  const worker = async () => {
+    while (members.length + pending < size && now() < budgetEnd && errors.count < 100) {
+      pending++;
+      let c = null;
+      try {
+        c = await connect(user());
+        await joinRoom(c, topic);
+        joined(c);
+      } catch (err) {
+        errors.count++;
+        if (errors.first.length < 3) errors.first.push(String(err.message || err));
+        if (c) c.ws.terminate();
+      }
+      pending--;
+    }
+  };
+  await Promise.all(Array.from({ length: Number(A['in-flight']) }, worker));
+  return errors;
+}
+
+function counted(fan, data) {
+  if (!inHead(data, NEW_MSG)) return; // presence diffs
+  const t = now();
+  const s = numberAfter(data, SEQ);
+  const n = (fan.count[s] = (fan.count[s] || 0) + 1);
+  fan.last[s] = t;
+  if (fan.hist) fan.hist.add(t - numberAfter(data, SENT_US) / 1000);
+  if (n === fan.expected && fan.done) {
+    fan.end = fineMark();
+    fan.done();
+  }
+}
+
+// K broadcasts, each sent once the previous one reached every member and `spacing-ms` passed.
+// CPU is summed over the bursts (send to the last member's copy), where the server is busy.
+async function broadcasts(sender, topic, expected, fan) {
+  const k = Number(A.broadcasts);
+  fan.hist = new Hist();
+  fan.expected = expected;
+  const rates = [];
+  const lasts = [];
+  let delivered = 0;
+  let late = 0;
+  const cpu = { wall_s: 0, srv_cpu_s: 0, gen_cpu_s: 0 };
+  for (let j = 0; j < k; j++) {
+    const s = fan.seq++;
+    const done = new Promise((resolve) => { fan.done = resolve; });
+    fan.end = null;
+    const a = fineMark();
+    const payload = `{"body":"fan-out message","_t":${Math.round(a.t * 1000)},"_s":${s}}`;
+    sender.ws.send(`["1","${++sender.ref}","${topic}","new_msg",${payload}]`);
+    if (!(await within(done, 10000))) late++;
+    const b = fan.end || fineMark();
+    fan.done = null;
+    const got = fan.count[s] || 0;
+    const lastMs = (fan.last[s] ?? b.t) - a.t;
+    delivered += got;
+    lasts.push(lastMs);
+    rates.push(got / (lastMs / 1000));
+    for (const [key, value] of Object.entries(span(a, b))) cpu[key] += value;
+    await sleep(Number(A['spacing-ms']));
+  }
+  const result = {
+    broadcasts: k,
+    deliveries: delivered,
+    expected: k * expected,
+    incomplete: late,
+    deliveries_per_s: median(rates),
+    last_ms: median(lasts),
+    p50_ms: fan.hist.q(0.5),
+    p99_ms: fan.hist.q(0.99),
+    ...cpu,
+  };
+  fan.hist = null;
+  return result;
+}
+
+function median(values) {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const WORKLOADS = { echo, relay, churn, conns, fanout };
 if (!WORKLOADS[A.workload]) throw new Error(`unknown workload ${A.workload}`);
 const result = await WORKLOADS[A.workload]();
 // Exit rather than wait for the event loop to empty: a socket the server has not finished
