@@ -1,8 +1,9 @@
 """The gateway beside a bare aiohttp server under the same load, with the CPU of the server and of
 the load generator beside every figure, so that no figure is the generator's.
 
-    .venv/bin/python -m bench.bench_compare [--quick] [--runs N] [--only echo,relay,churn]
-        [--rates 2000,5000,...] [--json PATH]
+    .venv/bin/python -m bench.bench_compare [--quick] [--runs N]
+        [--only conns,echo,relay,churn,fanout] [--rates 2000,5000,...] [--conns N]
+        [--sizes 2000,5000] [--json PATH]
 
 Each server (the gateway, then bench/bare_server.py) runs pinned to CPU 0 and the load generator,
 Node + `ws` + `bufferutil` (bench/load/gen.mjs), to CPU 1. All load is V2 JSON over WebSocket,
@@ -14,17 +15,34 @@ one user id per connection through the `token` connect param:
   loop at stepped total rates; per step the share delivered and the p99 from send to delivery.
   "Max sustained" is the highest step with p99 < 50 ms and >= 95 % delivered.
 - churn: 50 loops of connect, join a new `room:<uuid>`, leave, close; cycles/s.
+- fanout: one `room:<uuid>` grown by closed-loop joins (50 in flight) to 2,000 and then 5,000
+  members (`--quick`: 1,000 and 2,000; a join budget of 300 s, quick 60 s, after which the
+  room stays at the size it reached). A gateway join is done when the member has its
+  `presence_state`, a bare one at the reply. Then one more member sends 20 (quick 10)
+  `new_msg`, each 200 ms after every member got the one before; deliveries/s is members over
+  the time from the send to the last member's copy (median of the broadcasts), with the p50 and
+  p99 of each member's copy. `srv` and `gen` here are over the bursts alone (send to last copy,
+  from each thread's run time): between them both processes idle.
+- conns (memory): 15,000 connections (quick 5,000), 100 connecting at a time, each joined to
+  its own `room:<uuid>` and sending a heartbeat every 10 s; the server's RSS growth (VmRSS) per
+  joined connection after a few seconds' hold and again 15 s later, joins/s, and the share of
+  heartbeats answered. Its ratio is KB per connection, lower is better, and never reads
+  generator-bound. It runs first, so its baseline is a fresh process. Needs an open-files limit
+  above the connections held (raised as far as needed when the hard limit allows, else the run
+  stops saying so).
 
 `srv` and `gen` are the share of one core each process used over the measurement window
 (utime + stime from /proc/<pid>/stat), and `µs/...` the server's CPU per operation. Where the
 server used less than 90 % of its core at the saturation point (the measurement itself for echo
-and churn, the first failing relay step), something else was the limit, usually the generator:
+and churn, the bursts of fan-out, the first failing relay step), something else was the limit, usually the generator:
 the ratio then reads `generator-bound`. `--runs N` interleaves N runs of both servers and prints
-the median of each figure.
+the median of each figure. In the fan-out the generator spends about as much CPU per delivery as
+the servers do (a read per member socket), so its bursts may read generator-bound.
 
 The gateway runs as in production: rate limits on (every push is checked; the rates are raised
-past the load), metrics, presence and validation on, log level warning. The bare server does the
-minimum of the protocol (no presence, validation, metrics, or replies to relayed pushes).
+past the load; the member cap of a room past the largest fan-out), metrics, presence and
+validation on, log level warning. The bare server does the minimum of the protocol (no
+presence, validation, metrics, or replies to relayed pushes).
 """
 
 from __future__ import annotations

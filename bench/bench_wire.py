@@ -2,8 +2,10 @@
 
 Every figure is measured for the gateway and for a bare aiohttp WebSocket server doing the same
 minimal work in the same run, and printed with the ratio. Load comes from Python worker
-processes. Echo round trips, relay and churn are measured by bench/bench_compare.py, whose Node
-generator on a core of its own shows whether a figure is the server's.
+processes, which may limit the fan-out figure. bench/bench_compare.py measures both (its
+`fanout` and `conns` workloads, in rooms as clients use them) against the bare server with the
+Node generator on a core of its own, which shows whether a figure is the server's; it also
+measures echo round trips, relay and churn.
 """
 
 from __future__ import annotations
