@@ -10,8 +10,13 @@ export function sfuCall({ channel, status, showVideo, removeVideo, iceServers, o
   let joined = false
   const subscriptions = new Map() // publisher user id -> RTCPeerConnection from the SFU
 
-  const ask = (event, payload) => new Promise((resolve, reject) =>
-    channel.push(event, payload).receive("ok", resolve).receive("error", reject)
+  // A push the gateway's rate limit refused (a burst of candidates spends the same bucket) is
+  // tried again after a pause, a few times (docs/wire.md: the reply to a push over its rate).
+  const ask = (event, payload, tries = 5) => new Promise((resolve, reject) =>
+    channel.push(event, payload).receive("ok", resolve)
+      .receive("error", (err) => (err?.reason === "rate_limited" && tries > 1
+        ? setTimeout(() => ask(event, payload, tries - 1).then(resolve, reject), 500)
+        : reject(err)))
       .receive("timeout", () => reject({ reason: "timeout" })))
   const trickle = (pc, extra) => {
     pc.onicecandidate = ({ candidate }) => {
