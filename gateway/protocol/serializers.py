@@ -44,19 +44,9 @@ def _name(value: str) -> bytes:
     return out
 
 
-# Join refs repeat on every reply and push of a channel: encoded once each, bounded as names.
-_JOIN_REFS: dict[str, bytes] = {}
-
-
 def _join_ref(value: Any) -> bytes:
-    if type(value) is not str:
-        return _ref(value)
-    out = _JOIN_REFS.get(value)
-    if out is None:
-        if len(_JOIN_REFS) >= _NAMES_MAX:
-            _JOIN_REFS.clear()
-        out = _JOIN_REFS[value] = _ref(value)
-    return out
+    """A join ref; a string one is cached with the names (its JSON is the same either way)."""
+    return _name(value) if type(value) is str else _ref(value)
 
 
 def _body(value: Any) -> bytes | msgspec.Raw:
@@ -177,7 +167,7 @@ class V2Serializer:
             b"".join(
                 (
                     b"[",
-                    (_JOIN_REFS.get(join_ref) if type(join_ref) is str else None)
+                    (_NAMES.get(join_ref) if type(join_ref) is str else None)
                     or _join_ref(join_ref),
                     b",",
                     _ref(ref),
@@ -200,7 +190,7 @@ class V2Serializer:
             b"".join(
                 (
                     b"[",
-                    (_JOIN_REFS.get(join_ref) if type(join_ref) is str else None)
+                    (_NAMES.get(join_ref) if type(join_ref) is str else None)
                     or _join_ref(join_ref),
                     b",null,",
                     _NAMES.get(topic) or _name(topic),
