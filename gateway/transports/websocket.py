@@ -21,6 +21,7 @@ from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
 from gateway.recording import SessionRecorder
 from gateway.runtime.connection import Connection
+from gateway.transports import ws_reader
 from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
 from gateway.transports.outbound_budget import DEBTOR_BYTES, OutboundBudget
 from gateway.transports.recording import RecordingSink
@@ -110,6 +111,16 @@ class WebSocketSink:
                 pending.append(data)
             else:
                 self._pending = [pending, data]
+            return
+        if not ws_reader.reading:
+            # Sent from a task or a timer: held to the end of the loop step, so whatever else
+            # the step sends this socket (a join's reply and its presence_state, say) leaves
+            # in the same write.
+            self._corked = True
+            self._pending = data
+            _held.append(self)
+            if len(_held) == 1:
+                asyncio.get_running_loop().call_soon(flush_held)
             return
         transport = self._transport
         if transport.is_closing():
@@ -214,6 +225,19 @@ class WebSocketSink:
         )
 
 
+_held: list[WebSocketSink] = []  # sinks holding frames sent outside their reads
+
+
+def flush_held() -> None:
+    """Write what every socket was sent since the loop step began (scheduled by `send`)."""
+    if not _held:
+        return
+    held = _held[:]
+    _held.clear()
+    for sink in held:
+        sink.uncork()
+
+
 def add_websocket(app: web.Application, parts: TransportParts, path: str) -> None:
     """Mount the WebSocket transport at `path` (`{socket_path}/websocket`)."""
 
@@ -293,7 +317,7 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
             if sink.closing is not None:
                 await sink.closing
             elif not ws.closed:
-                await ws.close()
+                await ws.close()  # writes what the sink holds first
         finally:
             if session is not None:
                 session.close()

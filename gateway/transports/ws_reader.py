@@ -101,6 +101,10 @@ class MaskCheck:
 
 _ERROR = (True, b"")  # what aiohttp's parser returns once it has failed
 
+# True while a read is parsed: what its pushes send to other sockets goes out at once (the
+# loop step is busy with reads), while a send from a task or a timer waits for the step's end.
+reading = False
+
 
 class CorkingReader(WebSocketReader):  # type: ignore[misc]
     """aiohttp's frame parser, with the connection's writes held while one read is parsed
@@ -128,10 +132,13 @@ class CorkingReader(WebSocketReader):  # type: ignore[misc]
         sink = self.sink
         if sink is None:
             return super().feed_data(data)
+        global reading
         sink.cork()
+        reading = True
         try:
             return super().feed_data(data)
         finally:
+            reading = False
             sink.uncork()
 
 
@@ -155,6 +162,16 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         )
         request.protocol.set_parser(self._parser)
         request.protocol.keep_alive(False)
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        # Every close frame goes out through here (aiohttp's answer to the client's close
+        # too): the frames the sink holds for this socket must precede it.
+        parser = self._parser
+        if isinstance(parser, CorkingReader) and parser.sink is not None:
+            parser.sink.uncork()
+        return await super().close(code=code, message=message, drain=drain)
 
     def attach(self, on_message: OnMessage, sink: Corkable) -> None:
         """Send data messages to `on_message` from now on (and any that came before), with
