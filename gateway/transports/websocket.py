@@ -267,12 +267,13 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
         autoping=False,
         timeout=5.0,
     )
-    if not ws.can_prepare(request).ok:
+    try:
+        await ws.prepare(request)  # the handshake is checked before anything is written
+    except web.HTTPException:
         return web.Response(
             status=400,
             text="'connection' header must contain 'upgrade' and 'upgrade' must be 'websocket'",
         )
-    await ws.prepare(request)
     metrics.count_connect("websocket", "ok")
     transport = request.transport
     assert transport is not None
