@@ -18,7 +18,7 @@ from __future__ import annotations
 import platform
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics_core import Metric
@@ -503,8 +503,28 @@ _HANDLING_T: dict[EventClass, list[float]] = {
 }
 
 
+# Per connection and per join: counts and gauge steps by series (about ten a connection would
+# otherwise take a lock each), and the last value of the TCP connections gauge.
+_STEPS: dict[Any, float] = {}
+_TCP_OPEN: list[int | None] = [None]
+
+
+def _step(child: Any, amount: float = 1.0) -> None:
+    _STEPS[child] = _STEPS.get(child, 0.0) + amount
+
+
 def flush_hot() -> None:
     """Fold the hot-path tallies into their Prometheus series."""
+    if _STEPS:
+        steps = list(_STEPS.items())
+        _STEPS.clear()
+        for child, amount in steps:
+            if amount:
+                child.inc(amount)
+    tcp_open = _TCP_OPEN[0]
+    if tcp_open is not None:
+        _TCP_OPEN[0] = None
+        TCP_CONNECTIONS.set(tcp_open)
     for c, n in _IN_T.items():
         if n:
             _IN_T[c] = 0
@@ -544,22 +564,22 @@ def _flush_histogram(child: Histogram, counts: list[float]) -> None:
 
 def connection_opened(transport: Transport, serializer: Serializer) -> None:
     """A socket finished its handshake and is now open."""
-    _CONNECTIONS[(transport, serializer)].inc()
+    _step(_CONNECTIONS[(transport, serializer)])
 
 
 def connection_closed(transport: Transport, serializer: Serializer) -> None:
     """A socket counted by `connection_opened` is gone, whatever the reason."""
-    _CONNECTIONS[(transport, serializer)].dec()
+    _step(_CONNECTIONS[(transport, serializer)], -1.0)
 
 
 def count_connect(transport: Transport, result: ConnectResult) -> None:
     """One connect attempt ended with `result` (ok, or the reason it was refused)."""
-    _CONNECTS[(transport, result)].inc()
+    _step(_CONNECTS[(transport, result)])
 
 
 def set_tcp_connections(count: int) -> None:
     """`count` TCP connections are open, requests finished or not."""
-    TCP_CONNECTIONS.set(count)
+    _TCP_OPEN[0] = count
 
 
 def count_tcp_rejected(reason: str) -> None:
@@ -578,8 +598,18 @@ def add_bytes_out(transport: Transport, nbytes: int) -> None:
 
 
 def count_join(result: JoinResult) -> None:
-    """A phx_join finished with `result`; pair an `ok` with `CHANNELS_JOINED.inc()`."""
-    _JOINS[result].inc()
+    """A phx_join finished with `result`; pair an `ok` with `channels_joined(1)`."""
+    _step(_JOINS[result])
+
+
+def channels_joined(change: int) -> None:
+    """A channel was joined (1) or ended after its join (-1)."""
+    _step(CHANNELS_JOINED, change)
+
+
+def presence_entries(change: int) -> None:
+    """This node tracked (1) or untracked (-1) a presence entry."""
+    _step(PRESENCE_ENTRIES, change)
 
 
 def count_message_in(event_class: EventClass) -> None:
@@ -665,6 +695,8 @@ def disable() -> None:
         "add_bytes_in",
         "add_bytes_out",
         "count_join",
+        "channels_joined",
+        "presence_entries",
         "count_message_in",
         "observe_handling",
         "count_message_out",

@@ -137,7 +137,7 @@ class PresenceTracker:
         result = await self.store.track(topic, key, stored, self.node, max_keys=max_keys)
         if not result.tracked:
             return None, result
-        metrics.PRESENCE_ENTRIES.inc()
+        metrics.presence_entries(1)
         self.mine[ref] = (topic, key, stored)
         self.publish(topic, Diff(joins={key: {"metas": [stored]}}))
         return ref, result
@@ -150,11 +150,11 @@ class PresenceTracker:
             # Gone as far as the rooms can tell now; the store is told on a later keepalive.
             self.unfinished.append((topic, key, ref))
             if mine is not None:
-                metrics.PRESENCE_ENTRIES.dec()
+                metrics.presence_entries(-1)
                 self.publish(topic, Diff(leaves={key: {"metas": [mine[2]]}}))
             raise
         if diff.leaves:
-            metrics.PRESENCE_ENTRIES.dec()
+            metrics.presence_entries(-1)
         self.publish(topic, diff)
 
     async def update(self, topic: str, key: str, old_ref: str, meta: Meta) -> str | None:

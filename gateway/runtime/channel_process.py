@@ -393,7 +393,7 @@ class ChannelProcess:
             self._run(self._finish("join refused"))  # not joined: no terminate, no wait
             return None
         self.joined = True
-        metrics.CHANNELS_JOINED.inc()
+        metrics.channels_joined(1)
         conn.parts.pubsub.subscribe(self.topic, self)
         conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
@@ -433,7 +433,7 @@ class ChannelProcess:
         pubsub = self.conn.parts.pubsub
         if self.joined:
             pubsub.unsubscribe(self.topic, self)
-            metrics.CHANNELS_JOINED.dec()
+            metrics.channels_joined(-1)
         for key, sub in self._extra or ():
             pubsub.unsubscribe(key, sub)
         self.conn.channel_ended(self)

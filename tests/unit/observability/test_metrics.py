@@ -16,6 +16,13 @@ def _value(name: str, labels: dict[str, str] | None = None) -> float:
     return value
 
 
+def _each(up: Callable[[], None], down: Callable[[], None], ups: int) -> None:
+    """`ups` steps up and one down: the tallied steps add up before the scrape."""
+    for _ in range(ups):
+        up()
+    down()
+
+
 CASES: list[tuple[str, Callable[[], None], str, dict[str, str], float]] = [
     (
         "connection_opened",
@@ -60,8 +67,8 @@ CASES: list[tuple[str, Callable[[], None], str, dict[str, str], float]] = [
         1,
     ),
     (
-        "CHANNELS_JOINED",
-        lambda: m.CHANNELS_JOINED.inc(),
+        "channels_joined",
+        lambda: _each(lambda: m.channels_joined(1), lambda: m.channels_joined(-1), 2),
         "gateway_channel_joined_active",
         {},
         1,
@@ -151,7 +158,13 @@ CASES: list[tuple[str, Callable[[], None], str, dict[str, str], float]] = [
         {},
         3,
     ),
-    ("PRESENCE_ENTRIES", lambda: m.PRESENCE_ENTRIES.inc(2), "gateway_presence_entries", {}, 2),
+    (
+        "presence_entries",
+        lambda: _each(lambda: m.presence_entries(1), lambda: None, 2),
+        "gateway_presence_entries",
+        {},
+        2,
+    ),
     (
         "LONGPOLL_SESSIONS",
         lambda: m.LONGPOLL_SESSIONS.inc(),
@@ -260,6 +273,12 @@ def test_flag_and_last_value_gauges_are_set(gauge_name: str, gauge: m.Gauge) -> 
     assert _value(gauge_name) == 1
     gauge.set(0)
     assert _value(gauge_name) == 0
+
+
+def test_tcp_connections_shows_the_last_count_set() -> None:
+    m.set_tcp_connections(5)
+    m.set_tcp_connections(4)
+    assert _value("gateway_socket_tcp_connections") == 4
 
 
 def test_redis_up_is_absent_until_a_role_reports() -> None:
