@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -133,17 +134,22 @@ async def test_workers_share_one_port_and_rooms(
     for c in clients:
         assert (await c.expect_ev("message", event="broadcast"))["payload"] == {"hello": "all"}
 
-    # Whichever worker answers a scrape, the page covers the whole host (multiprocess mode).
+    # Whichever worker answers a scrape, the page covers the whole host (multiprocess mode),
+    # once each worker has folded its tallies into the files (once a second, docs/observability.md).
+    expected = [f'gateway_channel_joins_total{{result="ok"}} {len(clients)}.0']
+
+    async def joins(http: aiohttp.ClientSession) -> list[str]:
+        async with http.get(f"{gw.url}/metrics") as resp:
+            page = await resp.text()
+        prefix = 'gateway_channel_joins_total{result="ok"}'
+        return [line for line in page.splitlines() if line.startswith(prefix)]
+
     async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 5
+        while await joins(http) != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         for _ in range(4):
-            async with http.get(f"{gw.url}/metrics") as resp:
-                page = await resp.text()
-            joins = [
-                line
-                for line in page.splitlines()
-                if line.startswith('gateway_channel_joins_total{result="ok"}')
-            ]
-            assert joins == [f'gateway_channel_joins_total{{result="ok"}} {len(clients)}.0']
+            assert await joins(http) == expected
 
     gw.send_signal(signal.SIGTERM)
     assert await gw.wait(15) == 0
