@@ -32,6 +32,7 @@ const DEFAULTS = {
   'sdp-bytes': '1000',
   // churn
   loops: '50',
+  cycles: '0', // exactly this many cycles, then stop (0: as many as the window allows)
   // conns (with --conns) and fanout: connects and joins in flight
   'in-flight': '100',
   // conns: hold the joined connections, then idle on; heartbeats all along
@@ -410,6 +411,8 @@ async function relayStep(conns, rate) {
 // -- churn: connect, join a new room, leave, close; N loops at once ----------------------------
 async function churn() {
   const loops = Number(A.loops);
+  const total = Number(A.cycles);
+  if (total > 0) return churnCount(loops, total);
   const hist = new Hist();
   let running = true;
   let counting = false;
@@ -453,6 +456,36 @@ async function churn() {
     p99_ms: hist.q(0.99),
     ...span(a, b),
   };
+}
+
+// Exactly `total` cycles by `loops` loops, errors included: what an instruction count divides by
+// (bench/bench_instructions.py), since the server is idle before the first and after the last.
+async function churnCount(loops, total) {
+  let started = 0;
+  let cycles = 0;
+  let errors = 0;
+  const firstErrors = new Set();
+  const loop = async (k) => {
+    while (started < total) {
+      started++;
+      let c = null;
+      try {
+        c = await connect(`churn-${NONCE}-${k}-${started}`);
+        const topic = `room:${randomUUID()}`;
+        await c.call('1', topic, 'phx_join');
+        await c.call('1', topic, 'phx_leave');
+        await c.close();
+        cycles++;
+      } catch (err) {
+        errors++;
+        if (firstErrors.size < 3) firstErrors.add(String(err.message || err));
+        if (c) c.ws.terminate();
+      }
+    }
+  };
+  const a = mark();
+  await Promise.all(Array.from({ length: loops }, (_, k) => loop(k)));
+  return { workload: 'churn', loops, cycles, errors, first_errors: [...firstErrors], ...span(a, mark()) };
 }
 
 // -- conns: N joined connections held, with heartbeats; the server's RSS per connection -------
