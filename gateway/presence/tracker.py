@@ -183,8 +183,15 @@ class PresenceTracker:
     def learn(self, topic: str, state: Entries) -> None:
         """Fold a `presence_state` read from the store into `members`: members of other nodes
         that joined before this node subscribed are then known without a store read."""
-        if state:
-            self.observe(topic, Diff(joins=state))
+        if not state:
+            return
+        keys = self.members.get(topic)
+        if keys is not None and state.keys() <= keys.keys():
+            # Every member is known here already (on one node, always): `members` answers
+            # whether a key is present, and walking a large room's metas on each join would
+            # make growing it quadratic.
+            return
+        self.observe(topic, Diff(joins=state))
 
     def observe_remote(self, topic: str, payload: bytes) -> None:
         """Another node's presence_diff, as pub/sub received it (a malformed one is ignored)."""
