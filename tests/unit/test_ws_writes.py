@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+
 from gateway.protocol.messages import Frame
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.websocket import WebSocketSink
-from gateway.transports.ws_reader import CorkingReader, DirectQueue
+from gateway.transports.ws_reader import CorkingReader, DirectQueue, DirectWebSocketResponse
+from tests.support.wire_server import serve_app
 
 
 class Transport:
@@ -86,3 +90,31 @@ async def test_a_read_sends_to_other_sockets_at_once_and_answers_its_own_in_one_
     assert reader_side.writes[0].count(b"phx_reply") == 2
     await asyncio.sleep(0)
     assert len(reader_side.writes) == 1 and len(peer_side.writes) == 2
+
+
+async def test_held_frames_leave_before_the_close_frame() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = DirectWebSocketResponse()
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        sink = WebSocketSink(ws, transport, 1 << 20, OutboundBudget(1 << 30))  # type: ignore[arg-type]
+        ws.attach(lambda msg: None, sink)
+        sink.send(text('["1",null,"room:a","presence_state",{}]'))  # held: not from a read
+        await ws.close(code=1000)  # before the loop step ends
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner, port = await serve_app(app)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+        ):
+            first = await ws.receive(timeout=5)
+            assert first.type is aiohttp.WSMsgType.TEXT
+            assert "presence_state" in first.data
+            assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSE
+    finally:
+        await runner.cleanup()
