@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.testing import ChannelTest, Client
+from gateway.testing.sockets import MemoryTransport, ParserProtocol, client_text_frame
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.websocket import WebSocketSink, flush_held
 from gateway.transports.ws_reader import CorkingReader, DirectQueue
@@ -41,54 +42,13 @@ async def _joined(t: ChannelTest, user: str, topic: str) -> Client:
     return client
 
 
-class MemoryTransport:
-    """What a `WebSocketSink` writes to: counts the writes, keeps nothing."""
-
-    def __init__(self) -> None:
-        self.writes = 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
-class _Reading:
-    """The parser's view of its protocol: reading is never paused here."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-def masked(text: bytes) -> bytes:
-    """A client's text frame (RFC 6455 section 5.2) with an all-zero mask, so the payload stays
-    as it is."""
-    n = len(text)
-    if n < 126:
-        head = bytes((0x81, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + bytes(4) + text
-
-
 def _socket_of(client: Client) -> tuple[Callable[[bytes], Any], MemoryTransport]:
     """Put `client` behind a real parser and sink; returns what a read feeds, and the transport."""
     transport = MemoryTransport()
     sink = WebSocketSink(None, transport, 1 << 30, OutboundBudget(1 << 40))  # type: ignore[arg-type]
     sink._conn = client.conn
     client.conn.sink = sink
-    queue = DirectQueue(_Reading(), 1 << 16, loop=asyncio.get_running_loop())
+    queue = DirectQueue(ParserProtocol(), 1 << 16, loop=asyncio.get_running_loop())
     reader = CorkingReader(queue, 1 << 20, compress=False, decode_text=True)
     reader.sink = sink
     queue.attach(sink.on_message)
@@ -103,7 +63,7 @@ async def _per_message(
         feed, _ = _socket_of(client)
         for peer in peers:
             _socket_of(peer)
-        frames = [masked(text) for text in texts]
+        frames = [client_text_frame(text) for text in texts]
     else:
         feed = client.conn.receive_text
         frames = texts

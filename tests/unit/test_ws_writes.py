@@ -10,41 +10,14 @@ import aiohttp
 from aiohttp import web
 
 from gateway.protocol.messages import Frame
+from gateway.testing.sockets import MemoryTransport, ParserProtocol, client_text_frame
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.websocket import WebSocketSink
 from gateway.transports.ws_reader import CorkingReader, DirectQueue, DirectWebSocketResponse
 from tests.support.wire_server import serve_app
 
 
-class Transport:
-    """Keeps what a sink writes, one entry per `write`."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
-class Protocol:
-    """The parser's view of its protocol: reading is never paused here."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-def sink_on(transport: Transport) -> WebSocketSink:
+def sink_on(transport: MemoryTransport) -> WebSocketSink:
     return WebSocketSink(None, transport, 1 << 20, OutboundBudget(1 << 30))  # type: ignore[arg-type]
 
 
@@ -52,13 +25,8 @@ def text(data: str) -> Frame:
     return Frame(data.encode(), True)
 
 
-def masked(payload: bytes) -> bytes:
-    """A client text frame (zero mask, under 126 bytes)."""
-    return bytes((0x81, 0x80 | len(payload))) + bytes(4) + payload
-
-
 async def test_frames_sent_from_a_task_leave_together_when_the_loop_step_ends() -> None:
-    transport = Transport()
+    transport = MemoryTransport()
     sink = sink_on(transport)
     sink.send(text('["1","1","room:a","phx_reply",{}]'))
     sink.send(text('["1",null,"room:a","presence_state",{}]'))
@@ -70,7 +38,7 @@ async def test_frames_sent_from_a_task_leave_together_when_the_loop_step_ends() 
 
 
 async def test_a_read_sends_to_other_sockets_at_once_and_answers_its_own_in_one_write() -> None:
-    reader_side, peer_side = Transport(), Transport()
+    reader_side, peer_side = MemoryTransport(), MemoryTransport()
     own, peer = sink_on(reader_side), sink_on(peer_side)
 
     seen: list[int] = []
@@ -80,11 +48,11 @@ async def test_a_read_sends_to_other_sockets_at_once_and_answers_its_own_in_one_
         seen.append(len(peer_side.writes))  # the peer's frame did not wait for the step's end
         own.send(text('["1","2","room:a","phx_reply",{}]'))
 
-    queue = DirectQueue(Protocol(), 1 << 16, loop=asyncio.get_running_loop())
+    queue = DirectQueue(ParserProtocol(), 1 << 16, loop=asyncio.get_running_loop())
     reader = CorkingReader(queue, 1 << 20, compress=False, decode_text=True)
     reader.sink = own
     queue.attach(on_message)
-    reader.feed_data(masked(b'{"n":1}') + masked(b'{"n":2}'))
+    reader.feed_data(client_text_frame(b'{"n":1}') + client_text_frame(b'{"n":2}'))
     assert seen == [1, 2]
     assert len(reader_side.writes) == 1  # the read's two replies: one write
     assert reader_side.writes[0].count(b"phx_reply") == 2
