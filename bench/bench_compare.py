@@ -392,6 +392,11 @@ def cpu(row: dict[str, Any]) -> str:
     return f"srv {row['srv_pct']:3.0f}%  gen {row['gen_pct']:3.0f}%"
 
 
+def errors(row: dict[str, Any]) -> str:
+    """The row's failed operations, when there were any."""
+    return f"  {row['errors']:.0f} errors" if row["errors"] else ""
+
+
 def ratio(name: str, results: dict[str, dict[str, dict[str, Any]]]) -> str:
     g, b = results["gateway"][name], results["bare"][name]
     bound = [k for k, r in (("gateway", g), ("bare", b)) if r["bound_pct"] < SATURATED_PCT]
@@ -426,10 +431,9 @@ def report(results: dict[str, dict[str, dict[str, Any]]], mode: Mode, runs: int)
             for kind in KINDS:
                 r = results[kind][name]
                 label = name.removeprefix("echo ") if kind == "gateway" else ""
-                errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
                 print(
                     f"  {label:<5} {kind:<8} {num(r['value']):>8} replies/s  p50 {num(r['p50_ms'], 2):>6} ms  "
-                    f"p99 {num(r['p99_ms'], 2):>6} ms  {num(r['us_per_op'], 1):>6} µs/rt  {cpu(r)}{errors}"
+                    f"p99 {num(r['p99_ms'], 2):>6} ms  {num(r['us_per_op'], 1):>6} µs/rt  {cpu(r)}{errors(r)}"
                 )
             print(f"        gateway/bare {ratio(name, results)}")
             summary.append(f"{name} {ratio(name, results)}")
@@ -475,10 +479,9 @@ def report(results: dict[str, dict[str, dict[str, Any]]], mode: Mode, runs: int)
         print(f"\nchurn, 50 loops of connect, join room:<uuid>, leave, close, {mode.churn_s:g} s")
         for kind in KINDS:
             r = results[kind]["churn"]
-            errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
             print(
                 f"  {kind:<8} {num(r['value']):>6} cycles/s  p50 {num(r['p50_ms'], 1):>5} ms  "
-                f"p99 {num(r['p99_ms'], 1):>5} ms  {num(r['us_per_op']):>5} µs/cycle  {cpu(r)}{errors}"
+                f"p99 {num(r['p99_ms'], 1):>5} ms  {num(r['us_per_op']):>5} µs/cycle  {cpu(r)}{errors(r)}"
             )
         print(f"  gateway/bare {ratio('churn', results)}")
         summary.append(f"churn {ratio('churn', results)}")
@@ -536,13 +539,12 @@ def report_conns(results: dict[str, dict[str, dict[str, Any]]], mode: Mode) -> N
     )
     for kind in KINDS:
         r = results[kind]["conns"]
-        errors = f"  {r['errors']:.0f} errors" if r["errors"] else ""
         print(
             f"  {kind:<8} {num(r['value'], 1):>5} KB/conn ({num(r['held_kb'], 1)} after the hold)  "
             f"{num(r['joined'])} joined  {num(r['joins_per_s'])} joins/s  "
             f"{num(r['us_per_op'])} µs/join  {cpu(r)}; holding srv {r['hold_srv_pct']:.0f}% "
             f"gen {r['hold_gen_pct']:.0f}%; heartbeats answered {num(r['heartbeats_pct'], 1)} %"
-            f"{errors}"
+            f"{errors(r)}"
         )
     print(f"  gateway/bare {memory_ratio(results)}")
 

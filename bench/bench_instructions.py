@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, SERVER_CPU, free_port, generate, pinned, wait_healthy
+from bench.common import ROOT, SERVER_CPU, generate, server
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
 _TOTALS = re.compile(r"^(?:totals|summary): (\d+)", re.M)
@@ -41,7 +41,6 @@ _LIMITS = (
     "BURST_CHAT",
     "RATE_CONNECT",
     "BURST_CONNECT",
-    "MAX_CONNECTIONS_PER_IP",
 )
 
 
@@ -77,31 +76,16 @@ def churn_instructions(kind: str, cycles: int) -> int:
     """User-space instructions `kind` ("gateway" or "bare") spent on `cycles` churn cycles."""
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{tmp}/callgrind.out"
-        port = free_port()
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        if kind == "gateway":
-            # As ../shared/bench/compare.sh runs it: limits checked, but raised past the load.
-            serve = ["-m", "gateway", "serve", "--log-level", "warning", "--port", str(port)]
-            env |= {f"GATEWAY_{limit}": "1000000" for limit in _LIMITS}
-        else:
-            serve = [str(ROOT / "bench" / "bare_server.py"), "--port", str(port)]
-        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-        proc = subprocess.Popen(
-            [*pinned(SERVER_CPU), *valgrind, sys.executable, *serve],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_healthy(port, proc, timeout=300)
-            generate(port, proc.pid, "churn", "--cycles", "200", "--loops", "20")
-            _control("-z", proc.pid)
-            done = generate(port, proc.pid, "churn", "--cycles", str(cycles), "--loops", "20")
-            _control("-d", proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(60)
+        # As ../shared/bench/compare.sh runs the gateway: limits checked, but raised past the load.
+        args = ("--rate-limits",) if kind == "gateway" else ()
+        env = {"PYTHONHASHSEED": "0", **{f"GATEWAY_{limit}": "1000000" for limit in _LIMITS}}
+        valgrind = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+        running = server(kind, *args, env=env, cpu=SERVER_CPU, under=valgrind, start_s=300)
+        with running as (port, pid):
+            generate(port, pid, "churn", "--cycles", "200", "--loops", "20")
+            _control("-z", pid)
+            done = generate(port, pid, "churn", "--cycles", str(cycles), "--loops", "20")
+            _control("-d", pid)
         if done["errors"]:
             raise RuntimeError(f"{kind}: {done['errors']} churn cycles failed: {done}")
         dumped = Path(f"{out}.1").read_text(errors="replace")

@@ -54,12 +54,18 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0
 
 @contextlib.contextmanager
 def server(
-    kind: str, *args: str, env: dict[str, str] | None = None, cpu: int | None = None
+    kind: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cpu: int | None = None,
+    under: tuple[str, ...] = (),
+    start_s: float = 20.0,
 ) -> Iterator[tuple[int, int]]:
     """Start `gateway` or `bare` on a free port, on core `cpu` if given; yields (port, pid).
 
     The gateway starts with rate limits off; pass `--rate-limits` in `args` to turn them on
-    (the last of the two flags wins)."""
+    (the last of the two flags wins). `under` runs it under another program that execs it
+    in the same process (valgrind), allowed `start_s` seconds to become healthy."""
     port = free_port()
     if kind == "gateway":
         cmd = [
@@ -79,14 +85,14 @@ def server(
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "bare_server.py"), "--port", str(port), *args]
     proc = subprocess.Popen(
-        [*pinned(cpu), *cmd],  # taskset execs the server: the pid is the server's
+        [*pinned(cpu), *under, *cmd],  # taskset execs the server: the pid is the server's
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_healthy(port, proc)
+        wait_healthy(port, proc, start_s)
         yield port, proc.pid
     finally:
         proc.terminate()
