@@ -494,13 +494,4 @@ class _Targeted:
         self.sub_id = process.sub_id
 
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
-        process = self.process
-        if (
-            process.ready
-            and not process._busy
-            and not process.inbox
-            and event not in process.intercepts
-        ):
-            process.push(event, payload)  # the common case, as `deliver_targeted` decides it
-        else:
-            process.deliver_targeted(event, payload)
+        self.process.deliver_targeted(event, payload)
