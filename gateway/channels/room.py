@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import structlog
+from msgspec import UNSET
 
 from gateway.channels.base import Channel, Reply, error, ok
 from gateway.channels.room_sfu import (
@@ -58,6 +59,7 @@ from gateway.signaling.payloads import (
     Ready,
     Refusal,
     convert,
+    decode_as,
     decode_object,
     is_room_id,
 )
@@ -88,7 +90,7 @@ class RoomChannel(Channel):
     # The SFU's room-wide notices pass through handle_out: each channel subscribes for itself.
     intercepts = frozenset({PUBLISHED, UNPUBLISHED_OUT})
     # One per member: no instance dict.
-    __slots__ = ("may_signal", "phx_ref", "room_id", "rooms", "sfu", "tracks", "user_id")
+    __slots__ = ("_tail", "may_signal", "phx_ref", "room_id", "rooms", "sfu", "tracks", "user_id")
 
     def __init__(self, process: ChannelContext, rooms: Rooms) -> None:
         super().__init__(process)
@@ -98,6 +100,7 @@ class RoomChannel(Channel):
         self.phx_ref: str | None = None
         self.tracks: list[str] | None = None
         self.sfu: SfuPart | None = None  # set when the room's media is sfu
+        self._tail: bytes | None = None  # what `_stamped` adds, but for the time: made once
         # Whether this socket may signal: its identity and the policy are fixed for its life.
         self.may_signal = (
             process.conn.info.authenticated or not rooms.limits.signaling_requires_auth
@@ -231,6 +234,17 @@ class RoomChannel(Channel):
         if not self.may_signal:
             return error({"reason": UNAUTHORIZED})
         kind = _SIGNAL_KINDS[event]
+        value = decode_as(payload, kind, self.rooms.limits.max_payload_bytes)
+        to: str | None = getattr(value, "to", None)
+        if value is None or to == SFU or not _unstamped(value, payload):
+            return self._signal_decoded(event, payload, kind)
+        # The common push: relayed as the sender's own bytes with the stamps added, no dict
+        # and no re-encoding of its SDP.
+        typeless = getattr(value, "type", None) is UNSET
+        return self._relay(event, to, self._stamped(payload, event if typeless else ""))
+
+    def _signal_decoded(self, event: str, payload: Payload, kind: type[Common]) -> Result:
+        """Any other push: refused with the bad field named, or re-encoded with the stamps."""
         checked = self._check(payload, kind)
         if isinstance(checked, Refusal):
             return refused(checked)
@@ -240,7 +254,9 @@ class RoomChannel(Channel):
         to: str | None = getattr(value, "to", None)
         if to == SFU and self.sfu is not None:
             return self.sfu.signal(event, data)
-        body = msgspec.Raw(jsonenc.encode(self._stamp(data)))
+        return self._relay(event, to, msgspec.Raw(jsonenc.encode(self._stamp(data))))
+
+    def _relay(self, event: str, to: str | None, body: msgspec.Raw) -> Result:
         rooms = self.rooms
         if to is None or to == BROADCAST:
             self.broadcast_from(event, body)
@@ -251,6 +267,26 @@ class RoomChannel(Channel):
             return self._signal_later(event, to, body)
         rooms.bookkeeper.add(rooms.sessions.record, self.room_id, event, self.user_id, to)
         return _OK
+
+    def _stamped(self, payload: Payload, typed: str) -> msgspec.Raw:
+        """`payload` (an object) with `type` when `typed`, `room_id`, `from` and `timestamp`
+        added before its closing brace."""
+        tail = self._tail
+        if tail is None:
+            tail = self._tail = b"".join(
+                (
+                    b',"room_id":',
+                    jsonenc.encode_str(self.room_id),
+                    b',"from":',
+                    jsonenc.encode_str(self.user_id),
+                    b',"timestamp":"',
+                )
+            )
+        stamp = iso(self.rooms.wall()).encode()
+        head = memoryview(payload)[:-1]
+        if typed:
+            return msgspec.Raw(b"".join((head, _TYPED[typed], tail, stamp, b'"}')))
+        return msgspec.Raw(b"".join((head, tail, stamp, b'"}')))
 
     async def _signal_later(self, event: str, to: str, body: msgspec.Raw) -> Reply:
         """A recipient this node has not seen: ask the store, or queue for its grace period."""
@@ -323,9 +359,9 @@ class RoomChannel(Channel):
         value = convert(data, kind)
         if isinstance(value, Refusal):
             return value
-        if value.room_id is not None and value.room_id != self.room_id:
+        if isinstance(value.room_id, str) and value.room_id != self.room_id:
             return Refusal(ROOM_MISMATCH, "room_id")
-        if value.from_ is not None and value.from_ != self.user_id:
+        if isinstance(value.from_, str) and value.from_ != self.user_id:
             return Refusal(FROM_MISMATCH, "from")
         return data, value
 
@@ -358,6 +394,19 @@ _SIGNAL_KINDS: dict[str, type[Common]] = {
     "answer": Answer,
     "ice-candidate": IceCandidate,
 }
+_TYPED = {"offer": b',"type":"offer"', "answer": b',"type":"answer"'}
+
+
+def _unstamped(value: Common, payload: Payload) -> bool:
+    """Whether `payload` carries none of the stamped fields (nor a null `type`) and ends with
+    its closing brace, so the stamps can be added to its own bytes."""
+    return (
+        value.room_id is UNSET
+        and value.from_ is UNSET
+        and value.timestamp is UNSET
+        and getattr(value, "type", UNSET) is not None
+        and memoryview(payload)[-1] == 0x7D  # `}`
+    )
 
 
 def _latest_tracks(metas: list[Meta]) -> list[str] | None:

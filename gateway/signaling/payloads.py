@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from gateway.protocol.messages import Payload
 
@@ -50,24 +51,27 @@ def is_room_id(text: str) -> bool:
 
 
 class Common(msgspec.Struct, kw_only=True):
-    """Fields every event may carry; the server overwrites `from`, `room_id` and `timestamp`."""
+    """Fields every event may carry; the server overwrites `from`, `room_id` and `timestamp`.
 
-    room_id: str | None = None
-    from_: str | None = msgspec.field(default=None, name="from")
-    timestamp: Any = None
+    UNSET when absent: a payload without any of them is relayed as its own bytes (`stamped`).
+    """
+
+    room_id: str | UnsetType | None = UNSET
+    from_: str | UnsetType | None = msgspec.field(default=UNSET, name="from")
+    timestamp: Any = UNSET
 
 
 class Offer(Common, kw_only=True):
     sdp: str
     to: UserId | None = None
-    type: Literal["offer"] | None = None
+    type: Literal["offer"] | UnsetType | None = UNSET
     constraints: dict[str, Any] | None = None
 
 
 class Answer(Common, kw_only=True):
     sdp: str
     to: UserId
-    type: Literal["answer"] | None = None
+    type: Literal["answer"] | UnsetType | None = UNSET
 
 
 class IceCandidate(Common, kw_only=True):
@@ -123,14 +127,40 @@ def decode_object(payload: Payload, max_bytes: int) -> dict[str, Any] | Refusal:
     return data
 
 
+def decode_as(payload: Payload, kind: type[T], max_bytes: int) -> T | None:
+    """A text payload decoded straight into `kind`, or None when it is not a valid one (then
+    `decode_object` and `convert` tell why, in the words of a refusal)."""
+    if isinstance(payload, bytes) or len(payload) > max_bytes:
+        return None
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    try:
+        value: T = decoder.decode(payload)
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
+        return None
+    if _sdp_too_large(value):
+        return None
+    return value
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _sdp_too_large(value: Any) -> bool:
+    sdp = getattr(value, "sdp", None)
+    return (
+        isinstance(sdp, str) and len(sdp) > MAX_SDP_BYTES // 4 and len(sdp.encode()) > MAX_SDP_BYTES
+    )
+
+
 def convert(data: dict[str, Any], kind: type[T]) -> T | Refusal:
     """`data` checked against `kind`, or a refusal naming the first bad field."""
     try:
         value = msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
         return refusal_from(str(exc))
-    sdp = getattr(value, "sdp", None)
-    if isinstance(sdp, str) and len(sdp) > MAX_SDP_BYTES // 4 and len(sdp.encode()) > MAX_SDP_BYTES:
+    if _sdp_too_large(value):
         return Refusal(FIELD_TOO_LARGE, "sdp", f"at most {MAX_SDP_BYTES} bytes")
     return value
 

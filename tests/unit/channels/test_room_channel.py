@@ -3,7 +3,9 @@ stores, the runtime the server runs); tests/rooms covers the same channel over r
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from gateway.signaling.sessions import MemorySessionStore, iso
@@ -64,6 +66,34 @@ async def test_an_offer_reaches_its_recipient_as_a_push_with_its_join_ref() -> N
     assert offer[:3] == [bob.join_refs[topic], None, topic]
     assert offer[4]["from"] == "ann" and offer[4]["type"] == "offer" and offer[4]["sdp"] == SDP
     assert "offer" not in ann.events()
+
+
+async def test_a_relay_is_the_push_with_the_stamps_each_once() -> None:
+    t, topic = ChannelTest.build(), room()
+    room_id = topic.removeprefix("room:")
+    ann = await joined(t, topic, "ann")
+    bob = await joined(t, topic, "bob")
+    cases = [
+        {"to": "bob", "sdp": SDP, "call": {"id": 7}},  # relayed as its own bytes, stamped
+        {"to": "bob", "sdp": SDP, "type": "offer"},
+        {"to": "bob", "sdp": SDP, "type": None},  # these two are decoded and re-encoded
+        {"to": "bob", "sdp": SDP, "from": "ann", "room_id": room_id, "timestamp": "noon"},
+    ]
+    for sent in cases:
+        assert (await ann.reply(ann.push(topic, "offer", sent)))["status"] == "ok"
+        raw = bob.sink.frames[-1].data
+        payload = json.loads(raw)[4]
+        stamp = payload.pop("timestamp")
+        stamped = {**sent, "type": "offer", "room_id": room_id, "from": "ann"}
+        stamped.pop("timestamp", None)
+        assert payload == stamped, sent
+        assert stamp != "noon" and datetime.fromisoformat(stamp).tzinfo is not None
+        for key in (b'"from"', b'"room_id"', b'"timestamp"', b'"type"'):
+            assert bytes(raw).count(key) == 1, (key, sent)
+    ice = {"to": "bob", "candidate": "", "sdpMid": "0", "type": "kept as sent"}
+    assert (await ann.reply(ann.push(topic, "ice-candidate", ice)))["status"] == "ok"
+    payload = json.loads(bob.sink.frames[-1].data)[4]
+    assert payload["type"] == "kept as sent" and payload["from"] == "ann"
 
 
 async def test_signaling_refusals() -> None:
