@@ -27,7 +27,7 @@ def encode(value: Any) -> bytes:
     if type(value) is msgspec.Raw:
         return bytes(value)
     out = _encoder.encode(value)
-    if b"\\u00" in out:
+    if out.find(b"\\u00") >= 0:
         out = _LOWER_ESCAPE.sub(_upper, out)
     return out
 
