@@ -151,10 +151,6 @@ class GuardedRequestHandler(RequestHandler):
             cast(asyncio.Transport, transport).abort()  # a reset: the client retries later
             return
         self._address = address
-        if self._guard.send_buffer_bytes:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._guard.send_buffer_bytes)
         super().connection_made(transport)
         self._deadline = self._loop.call_later(self._guard.header_timeout_s, self._check_head)
 
@@ -206,4 +202,9 @@ class GuardedSite(web.TCPSite):
             reuse_port=self._reuse_port,
         )
         sockets = self._server.sockets
+        if guard.send_buffer_bytes:
+            # Accepted connections inherit the listener's send buffer (and its lock against
+            # autotuning): one setsockopt here rather than one per connection.
+            for sock in sockets:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, guard.send_buffer_bytes)
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port

@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from gateway.transports.tcp_guard import GuardedSite, TcpGuard
 from tests.support.gateway_proc import GatewayFactory
 from tests.support.ports import free_port
 from tests.support.raw_ws import RawSocket, connect
@@ -157,3 +161,34 @@ async def test_the_connection_cap_stays_below_the_open_files_limit() -> None:
             w.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+async def test_accepted_connections_start_with_the_configured_send_buffer() -> None:
+    """Set once on the listener, inherited by every accepted connection (Linux reports twice
+    the value asked for, its bookkeeping included)."""
+    seen: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        sock = request.transport.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await GuardedSite(
+        runner, TcpGuard(100, 100, 5.0, send_buffer_bytes=65536), "127.0.0.1", port
+    ).start()
+    try:
+        for _ in range(3):  # a new connection each time
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/") as resp,
+            ):
+                assert resp.status == 200
+    finally:
+        await runner.cleanup()
+    assert seen == [2 * 65536] * 3
