@@ -117,7 +117,9 @@ async def serve(settings: Settings) -> int:
     check_worker_setup()
     node = build_node(settings)
     app = build_app(settings, node)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=1.0, tcp_keepalive=False
+    )  # keepalive is set on the listener, which accepted connections inherit (GuardedSite)
     await runner.setup()
     listen = settings.listen
     reuse_port = settings.process.workers > 1

@@ -202,9 +202,11 @@ class GuardedSite(web.TCPSite):
             reuse_port=self._reuse_port,
         )
         sockets = self._server.sockets
-        if guard.send_buffer_bytes:
-            # Accepted connections inherit the listener's send buffer (and its lock against
-            # autotuning): one setsockopt here rather than one per connection.
-            for sock in sockets:
+        # Accepted connections inherit the listener's keepalive and send buffer (with its lock
+        # against autotuning): set once here rather than once per connection (the runner is
+        # made with `tcp_keepalive=False` for that; uvloop sets TCP_NODELAY itself).
+        for sock in sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if guard.send_buffer_bytes:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, guard.send_buffer_bytes)
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port

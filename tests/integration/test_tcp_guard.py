@@ -163,20 +163,21 @@ async def test_the_connection_cap_stays_below_the_open_files_limit() -> None:
         proc.wait(timeout=30)
 
 
-async def test_accepted_connections_start_with_the_configured_send_buffer() -> None:
+async def test_accepted_connections_inherit_keepalive_and_the_send_buffer() -> None:
     """Set once on the listener, inherited by every accepted connection (Linux reports twice
-    the value asked for, its bookkeeping included)."""
-    seen: list[int] = []
+    the send buffer asked for, its bookkeeping included)."""
+    seen: list[tuple[int, int]] = []
 
     async def handler(request: web.Request) -> web.Response:
         assert request.transport is not None
         sock = request.transport.get_extra_info("socket")
-        seen.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        options = (socket.SO_SNDBUF, socket.SO_KEEPALIVE)
+        seen.append(tuple(sock.getsockopt(socket.SOL_SOCKET, o) for o in options))
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_get("/", handler)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, tcp_keepalive=False)  # as the gateway's: not set per connection
     await runner.setup()
     port = free_port()
     await GuardedSite(
@@ -191,4 +192,4 @@ async def test_accepted_connections_start_with_the_configured_send_buffer() -> N
                 assert resp.status == 200
     finally:
         await runner.cleanup()
-    assert seen == [2 * 65536] * 3
+    assert seen == [(2 * 65536, 1)] * 3
