@@ -204,7 +204,7 @@ class GuardedSite(web.TCPSite):
         sockets = self._server.sockets
         # Accepted connections inherit the listener's keepalive and send buffer (with its lock
         # against autotuning): set once here rather than once per connection (the runner is
-        # made with `tcp_keepalive=False` for that; uvloop sets TCP_NODELAY itself).
+        # made with `tcp_keepalive=False`, so aiohttp does not set keepalive again).
         for sock in sockets:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             if guard.send_buffer_bytes:
