@@ -94,6 +94,14 @@ async def test_a_relay_is_the_push_with_the_stamps_each_once() -> None:
     assert (await ann.reply(ann.push(topic, "ice-candidate", ice)))["status"] == "ok"
     payload = json.loads(bob.sink.frames[-1].data)[4]
     assert payload["type"] == "kept as sent" and payload["from"] == "ann"
+    # Raw UTF-8, not escapes, as a browser's JSON.stringify writes it: relayed as it came.
+    label = {"to": "bob", "sdp": SDP, "label": "caméra 📷"}
+    ann.send_text(
+        json.dumps([ann.join_refs[topic], "99", topic, "offer", label], ensure_ascii=False)
+    )
+    assert (await ann.reply("99"))["status"] == "ok"
+    raw = bytes(bob.sink.frames[-1].data)
+    assert "caméra 📷".encode() in raw and json.loads(raw)[4]["label"] == "caméra 📷"
 
 
 async def test_signaling_refusals() -> None:
