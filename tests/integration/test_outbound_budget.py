@@ -15,6 +15,7 @@ import urllib.request
 import aiohttp
 import pytest
 
+from gateway.testing.sockets import client_text_frame
 from tests.support.gateway_proc import GatewayFactory
 
 pytestmark = pytest.mark.asyncio
@@ -29,19 +30,6 @@ def _metric(url: str, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not on /metrics")
-
-
-def _frame(text: str) -> bytes:
-    """A masked client text frame (an all-zero mask leaves the payload as it is)."""
-    data = text.encode()
-    n = len(data)
-    if n < 126:
-        header = bytes((0x81, 0x80 | n))
-    elif n < 65536:
-        header = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
-    return header + b"\0\0\0\0" + data
 
 
 class PausedClient:
@@ -69,7 +57,8 @@ class PausedClient:
         return cls(reader, writer)
 
     async def push(self, ref: int, event: str, payload: object) -> None:
-        self.writer.write(_frame(json.dumps(["1", str(ref), "echo:x", event, payload])))
+        frame = json.dumps(["1", str(ref), "echo:x", event, payload]).encode()
+        self.writer.write(client_text_frame(frame))
         await self.writer.drain()
 
     async def read_bytes(self, want: int, timeout: float) -> int:
