@@ -236,12 +236,12 @@ class RoomChannel(Channel):
         kind = _SIGNAL_KINDS[event]
         value = decode_as(payload, kind, self.rooms.limits.max_payload_bytes)
         to: str | None = getattr(value, "to", None)
-        if value is None or to == SFU or not _unstamped(value, payload):
+        if value is None or to == SFU or not _unstamped(value):
             return self._signal_decoded(event, payload, kind)
         # The common push: relayed as the sender's own bytes with the stamps added, no dict
         # and no re-encoding of its SDP.
-        typeless = getattr(value, "type", None) is UNSET
-        return self._relay(event, to, self._stamped(payload, event if typeless else ""))
+        typed = _TYPED[event] if getattr(value, "type", None) is UNSET else b""
+        return self._relay(event, to, self._stamped(payload, typed))
 
     def _signal_decoded(self, event: str, payload: Payload, kind: type[Common]) -> Result:
         """Any other push: refused with the bad field named, or re-encoded with the stamps."""
@@ -268,9 +268,10 @@ class RoomChannel(Channel):
         rooms.bookkeeper.add(rooms.sessions.record, self.room_id, event, self.user_id, to)
         return _OK
 
-    def _stamped(self, payload: Payload, typed: str) -> msgspec.Raw:
-        """`payload` (an object) with `type` when `typed`, `room_id`, `from` and `timestamp`
-        added before its closing brace."""
+    def _stamped(self, payload: Payload, typed: bytes) -> msgspec.Raw:
+        """`payload` with `typed` (a `type` field, or nothing), `room_id`, `from` and
+        `timestamp` added before its closing brace. A text payload is the exact span of a
+        JSON value as the frame's decoder found it, so an object's last byte is its `}`."""
         tail = self._tail
         if tail is None:
             tail = self._tail = b"".join(
@@ -283,10 +284,7 @@ class RoomChannel(Channel):
                 )
             )
         stamp = iso(self.rooms.wall()).encode()
-        head = memoryview(payload)[:-1]
-        if typed:
-            return msgspec.Raw(b"".join((head, _TYPED[typed], tail, stamp, b'"}')))
-        return msgspec.Raw(b"".join((head, tail, stamp, b'"}')))
+        return msgspec.Raw(b"".join((memoryview(payload)[:-1], typed, tail, stamp, b'"}')))
 
     async def _signal_later(self, event: str, to: str, body: msgspec.Raw) -> Reply:
         """A recipient this node has not seen: ask the store, or queue for its grace period."""
@@ -397,15 +395,14 @@ _SIGNAL_KINDS: dict[str, type[Common]] = {
 _TYPED = {"offer": b',"type":"offer"', "answer": b',"type":"answer"'}
 
 
-def _unstamped(value: Common, payload: Payload) -> bool:
-    """Whether `payload` carries none of the stamped fields (nor a null `type`) and ends with
-    its closing brace, so the stamps can be added to its own bytes."""
+def _unstamped(value: Common) -> bool:
+    """Whether the payload carries none of the stamped fields (nor a null `type`), so the
+    stamps can be added to its own bytes."""
     return (
         value.room_id is UNSET
         and value.from_ is UNSET
         and value.timestamp is UNSET
         and getattr(value, "type", UNSET) is not None
-        and memoryview(payload)[-1] == 0x7D  # `}`
     )
 
 

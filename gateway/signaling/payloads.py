@@ -127,6 +127,9 @@ def decode_object(payload: Payload, max_bytes: int) -> dict[str, Any] | Refusal:
     return data
 
 
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}  # a typed decoder per Struct
+
+
 def decode_as(payload: Payload, kind: type[T], max_bytes: int) -> T | None:
     """A text payload decoded straight into `kind`, or None when it is not a valid one (then
     `decode_object` and `convert` tell why, in the words of a refusal)."""
@@ -142,9 +145,6 @@ def decode_as(payload: Payload, kind: type[T], max_bytes: int) -> T | None:
     if _sdp_too_large(value):
         return None
     return value
-
-
-_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 
 def _sdp_too_large(value: Any) -> bool:
