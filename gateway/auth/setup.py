@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from aiohttp import web
+from yarl import URL
 
 from gateway.auth.authenticator import (
     Authenticator,
@@ -46,7 +46,11 @@ def build_authenticator(s: AuthConfig) -> Authenticator:
     return Authenticator(auth_settings(s))
 
 
-def build_origin_check(s: ListenConfig) -> Callable[[web.Request], bool] | None:
+# (Origin header, the request's scheme, its Host header) -> whether the socket may connect.
+OriginCheck = Callable[[str | None, str, str], bool]
+
+
+def build_origin_check(s: ListenConfig) -> OriginCheck | None:
     """None when every origin is allowed, else a check of a request's Origin header."""
     try:
         policy = parse_origin_policy(s.check_origin, host=s.url_host)
@@ -55,9 +59,14 @@ def build_origin_check(s: ListenConfig) -> Callable[[web.Request], bool] | None:
     if policy.mode == "off":
         return None
 
-    def check(request: web.Request) -> bool:
-        host = request.url.host or ""
-        port = request.url.port or (443 if request.secure else 80)
-        return origin_allowed(request.headers.get("Origin"), policy, request.scheme, host, port)
+    def check(origin: str | None, scheme: str, authority: str) -> bool:
+        if origin is None:
+            return True
+        try:
+            url = URL.build(scheme=scheme, authority=authority)
+        except ValueError:
+            return False
+        port = url.port or (443 if scheme == "https" else 80)
+        return origin_allowed(origin, policy, scheme, url.host or "", port)
 
     return check

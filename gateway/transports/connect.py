@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 from aiohttp import web
@@ -28,6 +29,23 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.connect")
 
 BEARER_PREFIX = "base64url.bearer.phx."
+
+
+class RequestHead(NamedTuple):
+    """What the connect step reads of a request: from aiohttp's `web.Request`, or from the
+    listener's own parse of a WebSocket upgrade (`listener.py`)."""
+
+    remote: str  # the TCP peer's address
+    headers: Mapping[str, str]  # case-insensitive (multidict)
+    query_string: str  # raw, still percent-encoded
+    scheme: str  # "http" or "https"
+    host: str  # the Host header
+
+
+def request_head(request: web.Request) -> RequestHead:
+    return RequestHead(
+        request.remote or "", request.headers, request.query_string, request.scheme, request.host
+    )
 
 
 class ConnectRefused(Exception):
@@ -70,11 +88,10 @@ def split_subprotocols(header: str | None) -> tuple[str | None, list[str]]:
 
 
 def connect_socket(
-    parts: TransportParts, request: web.Request, auth_token: str | None, transport: str
+    parts: TransportParts, request: RequestHead, auth_token: str | None, transport: str
 ) -> tuple[SocketInfo, Serializer]:
-    peer = client_address(
-        request.remote or "", request.headers.get("X-Forwarded-For"), parts.trusted_proxies
-    )
+    headers = request.headers
+    peer = client_address(request.remote, headers.get("X-Forwarded-For"), parts.trusted_proxies)
     hub = parts.connection.hub
     if hub.draining:
         raise ConnectRefused(503, "draining")
@@ -86,8 +103,10 @@ def connect_socket(
         log.info("socket_refused", reason="rate_limited", peer=peer)
         raise ConnectRefused(429, "rate_limited")
     origin_check = parts.origin_check
-    if origin_check is not None and not origin_check(request):
-        log.info("socket_refused", reason="origin", origin=request.headers.get("Origin"))
+    if origin_check is not None and not origin_check(
+        headers.get("Origin"), request.scheme, request.host
+    ):
+        log.info("socket_refused", reason="origin", origin=headers.get("Origin"))
         raise ConnectRefused(403, "origin")
     params = parse_query(request.query_string)
     vsn = params.get("vsn")

@@ -18,7 +18,7 @@ from gateway.observability import events, metrics
 from gateway.protocol import longpoll as rules
 from gateway.runtime.longpoll_locator import LocalSessionLocator, SessionLocator
 from gateway.runtime.longpoll_session import SessionRegistry
-from gateway.transports.connect import ConnectRefused, connect_socket
+from gateway.transports.connect import ConnectRefused, connect_socket, request_head
 from gateway.transports.params import parse_query
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ async def longpoll_handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400, headers=BASE_HEADERS)
     # The origin check comes first for every method, preflights included (docs/longpoll.md).
     origin_check = longpoll.parts.origin_check
-    if origin_check is not None and not origin_check(request):
+    if origin_check is not None and not origin_check(
+        request.headers.get("Origin"), request.scheme, request.host
+    ):
         log.info(
             "socket_refused",
             transport="longpoll",
@@ -138,7 +140,9 @@ def _open(longpoll: LongPoll, request: web.Request) -> web.Response:
     """A GET without a live session: connect, then 410 with the new session's token."""
     auth_token = request.headers.get(rules.AUTH_HEADER)
     try:
-        info, serializer = connect_socket(longpoll.parts, request, auth_token, "longpoll")
+        info, serializer = connect_socket(
+            longpoll.parts, request_head(request), auth_token, "longpoll"
+        )
     except ConnectRefused as refusal:
         metrics.count_connect("longpoll", refusal.result)
         log.info(events.SOCKET_REFUSED, transport="longpoll", status=refusal.status,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.setup import OriginCheck
 from gateway.config import ConnectionsConfig, LongPollConfig
 from gateway.recording import Recorder
 from gateway.runtime.parts import ConnectionParts
@@ -23,7 +21,8 @@ class TransportParts:
     limits: ConnectionsConfig
     longpoll: LongPollConfig
     authenticator: Authenticator
-    origin_check: Callable[[web.Request], bool] | None  # None: every origin is allowed
+    # (Origin header, request scheme, Host header) -> allowed; None: every origin is allowed
+    origin_check: OriginCheck | None
     trusted_proxies: tuple[Network, ...]
     outbound: OutboundBudget
     idle: IdleReaper

@@ -14,10 +14,11 @@ the balancer, and the per-client cap is applied to complete requests in `connect
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import socket
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
 import structlog
@@ -26,7 +27,9 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import ConnectionsConfig
 from gateway.observability import metrics
+from gateway.transports.listener import Listener, SocketProtocol
 from gateway.transports.peer import Network, is_trusted
+from gateway.transports.websocket import WEBSOCKET_MOUNT
 
 log = structlog.get_logger("gateway.tcp")
 
@@ -136,23 +139,39 @@ class GuardedRequestHandler(RequestHandler):
     """aiohttp's request handler, counted by a `TcpGuard` from accept to close. Nothing is added
     per read: the header deadline is one timer per connection."""
 
-    __slots__ = ("_address", "_deadline", "_guard")
+    __slots__ = ("_address", "_deadline", "_guard", "_head_by")
 
-    def __init__(self, manager: web.Server, guard: TcpGuard, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        guard: TcpGuard,
+        *,
+        admitted: str | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
-        self._address: str | None = None
+        # A connection the listener admitted and read from before handing it over comes with
+        # its address counted and its header deadline (loop time) already running.
+        self._address: str | None = admitted
+        self._head_by = deadline
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        if self._guard.admit(address) is not None:
-            cast(asyncio.Transport, transport).abort()  # a reset: the client retries later
-            return
-        self._address = address
+        if self._address is None:
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            if self._guard.admit(address) is not None:
+                cast(asyncio.Transport, transport).abort()  # a reset: the client retries later
+                return
+            self._address = address
         super().connection_made(transport)
-        self._deadline = self._loop.call_later(self._guard.header_timeout_s, self._check_head)
+        loop = self._loop
+        by = self._head_by
+        if by is None:
+            by = loop.time() + self._guard.header_timeout_s
+        self._deadline = loop.call_at(by, self._check_head)
 
     def _check_head(self) -> None:
         self._deadline = None
@@ -174,11 +193,18 @@ class GuardedRequestHandler(RequestHandler):
 
 
 class GuardedSite(web.TCPSite):
-    """A TCP site whose connections go through a `TcpGuard`."""
+    """A TCP site whose connections go through a `TcpGuard`, and whose WebSocket upgrades the
+    listener serves itself (`listener.py`) when the app mounts the WebSocket transport."""
 
     def __init__(self, runner: web.AppRunner, guard: TcpGuard, *args: Any, **kwargs: Any):
         super().__init__(runner, *args, **kwargs)
         self._guard = guard
+        self._listener: Listener | None = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._listener is not None:
+            self._listener.close_all()
 
     async def start(self) -> None:
         # aiohttp's TCPSite.start, with the protocol factory making guarded handlers.
@@ -189,9 +215,22 @@ class GuardedSite(web.TCPSite):
         options: dict[str, Any] = server._kwargs
         loop = asyncio.get_running_loop()
 
-        def factory() -> GuardedRequestHandler:
-            return GuardedRequestHandler(server, guard, loop=loop, **options)
+        def handler(address: str | None = None, deadline: float | None = None) -> RequestHandler:
+            return GuardedRequestHandler(
+                server, guard, admitted=address, deadline=deadline, loop=loop, **options
+            )
 
+        mount = (
+            self._runner.app.get(WEBSOCKET_MOUNT)
+            if isinstance(self._runner, web.AppRunner)
+            else None
+        )
+        factory: Callable[[], asyncio.Protocol]
+        if mount is None:
+            factory = handler
+        else:
+            listener = self._listener = Listener(guard, handler, mount, loop)
+            factory = functools.partial(SocketProtocol, listener)
         self._server = await loop.create_server(
             factory,
             self._host,

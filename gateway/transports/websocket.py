@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import structlog
 from aiohttp import WSMsgType, web
 
+from gateway.channels.context import SocketInfo
 from gateway.errors import CLOSE_INTERNAL, CLOSE_TRY_AGAIN
 from gateway.observability import metrics
 from gateway.observability.tally import WS_BYTES_IN, WS_BYTES_OUT
 from gateway.protocol.messages import Frame
+from gateway.protocol.serializers import Serializer
 from gateway.recording import SessionRecorder
 from gateway.runtime.connection import Connection
 from gateway.transports import ws_reader
-from gateway.transports.connect import ConnectRefused, connect_socket, split_subprotocols
+from gateway.transports.connect import (
+    ConnectRefused,
+    connect_socket,
+    request_head,
+    split_subprotocols,
+)
 from gateway.transports.outbound_budget import DEBTOR_BYTES, OutboundBudget
 from gateway.transports.recording import RecordingSink
 from gateway.transports.ws_reader import DirectWebSocketResponse
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.websocket")
 
 TEXT, BINARY, PING = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING
+# Sends the close frame (code, reason) and ends the socket; a task if the caller must await it.
+CloseWith = Callable[[int, bytes], "asyncio.Task[bool] | None"]
 _DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType.PONG})
 
 
@@ -61,6 +71,7 @@ class WebSocketSink:
     transport = "websocket"
     __slots__ = (
         "_budget",
+        "_close_with",
         "_closed",
         "_conn",
         "_corked",
@@ -69,18 +80,17 @@ class WebSocketSink:
         "_session",
         "_transport",
         "_watch",
-        "_ws",
         "closing",
     )
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        close_with: CloseWith,
         transport: asyncio.Transport,
         limit: int,
         budget: OutboundBudget,
     ):
-        self._ws = ws
+        self._close_with = close_with
         self._transport = transport
         self._limit = limit
         self._budget = budget
@@ -91,7 +101,7 @@ class WebSocketSink:
         self._corked = False
         # What was written while corked: one frame as it is, several as a list.
         self._pending: bytes | list[bytes] | None = None
-        self.closing: asyncio.Task[bool] | None = None
+        self.closing: asyncio.Task[bool] | None = None  # the close handshake, when it is a task
 
     @property
     def closed(self) -> bool:
@@ -220,9 +230,7 @@ class WebSocketSink:
             self.uncork()  # what was answered before the close goes out before it
             self._corked = True
         self._closed = True
-        self.closing = asyncio.get_running_loop().create_task(
-            self._ws.close(code=code, message=reason.encode())
-        )
+        self.closing = self._close_with(code, reason.encode())
 
 
 _held: list[WebSocketSink] = []  # sinks holding frames sent outside their reads
@@ -238,11 +246,49 @@ def flush_held() -> None:
         sink.uncork()
 
 
+class WebSocketMount(NamedTuple):
+    path: str  # `{socket_path}/websocket`
+    parts: TransportParts
+
+
+# Where the app serves sockets: the listener (`listener.py`) serves their upgrades itself.
+WEBSOCKET_MOUNT: Final = web.AppKey("websocket_mount", WebSocketMount)
+
+
 def add_websocket(app: web.Application, parts: TransportParts, path: str) -> None:
     """Mount the WebSocket transport at `path` (`{socket_path}/websocket`)."""
 
     # A partial rather than a wrapper coroutine: no extra frame kept per open socket.
     app.router.add_route("*", path, functools.partial(websocket_handler, parts=parts))
+    app[WEBSOCKET_MOUNT] = WebSocketMount(path, parts)
+
+
+def open_socket(
+    parts: TransportParts, sink: WebSocketSink, info: SocketInfo, serializer: Serializer
+) -> Connection:
+    """The `Connection` of an upgraded socket, opened, recorded if the recorder picks it, and
+    watched for idleness; `close_socket` undoes it."""
+    recorder = parts.recorder
+    session = (
+        recorder.maybe_start(info.conn_id, info.params, serializer.vsn)
+        if recorder is not None
+        else None
+    )
+    conn = Connection(
+        parts.connection,
+        sink if session is None else RecordingSink(sink, session),
+        serializer,
+        info,
+    )
+    sink._conn = conn
+    sink._session = session
+    conn.opened()
+    parts.idle.watch(conn)
+    return conn
+
+
+def _close_task(ws: web.WebSocketResponse, code: int, message: bytes) -> asyncio.Task[bool]:
+    return asyncio.get_running_loop().create_task(ws.close(code=code, message=message))
 
 
 async def websocket_handler(request: web.Request, parts: TransportParts) -> web.StreamResponse:
@@ -252,7 +298,9 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
     header = request.headers.get("Sec-WebSocket-Protocol")
     auth_token, offered = split_subprotocols(header)
     try:
-        conn_info, serializer = connect_socket(parts, request, auth_token, "websocket")
+        conn_info, serializer = connect_socket(
+            parts, request_head(request), auth_token, "websocket"
+        )
     except ConnectRefused as refusal:
         metrics.count_connect("websocket", refusal.result)
         return web.Response(status=refusal.status)
@@ -278,31 +326,17 @@ async def websocket_handler(request: web.Request, parts: TransportParts) -> web.
     transport = request.transport
     assert transport is not None
     sink = WebSocketSink(
-        ws,
+        functools.partial(_close_task, ws),
         transport,  # type: ignore[arg-type]
         limits.outbound_limit_bytes,
         parts.outbound,
     )
-    recorder = parts.recorder
-    session = (
-        recorder.maybe_start(conn_info.conn_id, conn_info.params, serializer.vsn)
-        if recorder is not None
-        else None
-    )
-    conn = Connection(
-        parts.connection,
-        sink if session is None else RecordingSink(sink, session),
-        serializer,
-        conn_info,
-    )
-    sink._conn = conn
-    sink._session = session
-    conn.opened()
+    conn = open_socket(parts, sink, conn_info, serializer)
+    session = sink._session
     # Data frames reach the connection through `on_message`, called by the parser as it reads
     # them; this task only waits for the end (a close frame, an error, end of stream, or our
     # own close). Inline rather than a helper coroutine: one frame less per connection.
     idle = parts.idle
-    idle.watch(conn)
     try:
         ws.attach(sink.on_message, sink)
         while not conn.closed:

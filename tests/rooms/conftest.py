@@ -15,6 +15,7 @@ from gateway.app import Node, build_app, build_node
 from gateway.config import load_settings
 from gateway.signaling.rooms import Rooms
 from tests.support.raw_ws import RawSocket, connect
+from tests.support.wire_server import serve_app
 
 
 class RoomServer:
@@ -93,13 +94,8 @@ async def room_server() -> AsyncIterator[StartServer]:
         base = {"port": 0, "rate_limits": False, "trust_token_as_user_id": True}
         settings = load_settings({**base, **overrides}, environ={})
         node = build_node(settings)
-        runner = web.AppRunner(build_app(settings, node), access_log=None)
-        await runner.setup()
+        runner, port = await serve_app(build_app(settings, node))
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return RoomServer(node, port)
 
     yield start

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.app import Node, build_app, build_node
 from gateway.config import load_settings
+from gateway.transports.tcp_guard import GuardedSite, TcpGuard
 from tests.integration.fixture_channels import add_fixture_routes
 
 
@@ -26,10 +27,11 @@ StartServer = Callable[..., Awaitable[WireServer]]
 
 
 async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Run `app` on a free loopback port; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    """Run `app` on a free loopback port, on the site `gateway serve` runs (whose listener
+    serves WebSocket upgrades itself); the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, tcp_keepalive=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = GuardedSite(runner, TcpGuard(10_000, 10_000, 10.0), "127.0.0.1", 0)
     try:
         await site.start()
     except BaseException:
