@@ -45,7 +45,7 @@ from gateway.transports.connect import (
     split_subprotocols,
 )
 from gateway.transports.websocket import WebSocketMount, WebSocketSink, open_socket
-from gateway.transports.ws_reader import CorkingReader
+from gateway.transports.ws_reader import CorkingReader, OnMessage
 
 if TYPE_CHECKING:
     from gateway.runtime.connection import Connection
@@ -56,7 +56,8 @@ _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _VERSIONS: Final = frozenset({"13", "8", "7"})  # what aiohttp's handshake takes
 CLOSE_TIMEOUT_S: Final = 5.0  # as the WebSocket route's responses (`websocket_handler`)
 _HEAD_LIMIT: Final = 1 << 16  # the parser's limit for a head's buffered bytes
-TEXT, BINARY, PING, CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType.CLOSE
+CLOSE = WSMsgType.CLOSE
+_DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING})  # the sink's (a ping: pong)
 
 # aiohttp's handler for a connection handed over: (its admitted address, its header deadline).
 MakeHandler = Callable[[str | None, float | None], asyncio.Protocol]
@@ -122,16 +123,23 @@ class Listener:
 
 
 class SocketQueue(WebSocketDataQueue):  # type: ignore[misc]
-    """Where the frame parser puts what it reads: straight to the socket, nothing queued."""
+    """Where the frame parser puts what it reads: data to the sink, the rest to the socket,
+    nothing queued."""
 
-    __slots__ = ("socket",)
+    __slots__ = ("on_message", "socket")
 
-    def __init__(self, socket: SocketProtocol, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, socket: SocketProtocol, on_message: OnMessage, loop: asyncio.AbstractEventLoop
+    ) -> None:
         super().__init__(cast(Any, socket), 0, loop=loop)
         self.socket = socket
+        self.on_message = on_message
 
     def feed_data(self, data: Any, size: int) -> None:
-        self.socket.on_frame(data)
+        if data[0] in _DATA:
+            self.on_message(data)
+        else:
+            self.socket.on_control(data)
 
     def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
         self.socket.on_error(exc)
@@ -297,7 +305,10 @@ class SocketProtocol(asyncio.Protocol):
             self._close, transport, parts.limits.outbound_limit_bytes, parts.outbound
         )
         reader = CorkingReader(
-            SocketQueue(self, loop), parts.limits.max_frame_bytes, compress=False, decode_text=True
+            SocketQueue(self, sink.on_message, loop),
+            parts.limits.max_frame_bytes,
+            compress=False,
+            decode_text=True,
         )
         reader.sink = sink
         self._reader = reader
@@ -316,13 +327,8 @@ class SocketProtocol(asyncio.Protocol):
         transport.close()
 
     # -- after the upgrade ---------------------------------------------------------------------
-    def on_frame(self, msg: Any) -> None:
-        kind = msg[0]
-        if kind is TEXT or kind is BINARY or kind is PING:
-            sink = self._sink
-            assert sink is not None
-            sink.on_message(msg)
-        elif kind is CLOSE:
+    def on_control(self, msg: Any) -> None:
+        if msg[0] is CLOSE:
             # The client's close: answered with 1000 (after what this read was answered), and
             # the connection ends.
             self._close(1000, b"")

@@ -201,6 +201,10 @@ class GuardedSite(web.TCPSite):
         self._guard = guard
         self._listener: Listener | None = None
 
+    @property
+    def guard(self) -> TcpGuard:
+        return self._guard
+
     async def stop(self) -> None:
         await super().stop()
         if self._listener is not None:

@@ -22,6 +22,13 @@ class WireServer:
         self.url = f"ws://127.0.0.1:{port}/socket"
         self.http = f"http://127.0.0.1:{port}"
 
+    @property
+    def guard(self) -> TcpGuard:
+        """The TCP caps of the site's listener."""
+        site = next(iter(self.runner.sites))
+        assert isinstance(site, GuardedSite)
+        return site.guard
+
 
 StartServer = Callable[..., Awaitable[WireServer]]
 
