@@ -285,6 +285,12 @@ class SocketProtocol(asyncio.Protocol):
             metrics.count_connect("websocket", refusal.result)
             self._refuse(refusal.status)
             return True
+        except Exception:
+            # A bug (an authenticator that raises, say): a 500 for this request, as aiohttp's
+            # handler would answer, and nothing else touched.
+            log.exception("socket_connect_failed", peer=address)
+            self._refuse(500)
+            return True
         if offered and "phoenix" not in offered:
             log.info("socket_refused", reason="subprotocols", offered=offered)
             metrics.count_connect("websocket", "vsn")

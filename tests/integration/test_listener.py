@@ -243,3 +243,27 @@ async def test_stopping_the_site_ends_open_sockets(wire_server: StartServer) -> 
     await _joined(reader)
     await srv.runner.cleanup()
     assert await _ended(reader)
+
+
+async def test_a_connect_step_that_raises_is_a_500_for_that_request_only(
+    wire_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = await wire_server()
+    authenticator = srv.node.transport.authenticator
+    real = authenticator.authenticate
+
+    def flaky(params: dict[str, object], token: str | None) -> object:
+        if params.get("boom"):
+            raise RuntimeError("a bug in an authenticator")
+        return real(params, token)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(authenticator, "authenticate", flaky)
+    reader, writer = await _open(srv)
+    writer.write(upgrade("/socket/websocket?vsn=2.0.0&boom=1"))
+    assert (await _head(reader)).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert await _ended(reader)
+    reader, writer = await _open(srv)
+    writer.write(upgrade("/socket/websocket?vsn=2.0.0") + _join())
+    assert (await _head(reader)).startswith(b"HTTP/1.1 101 ")
+    await _joined(reader)
+    writer.close()
