@@ -55,7 +55,10 @@ log = structlog.get_logger("gateway.websocket")
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _VERSIONS: Final = frozenset({"13", "8", "7"})  # what aiohttp's handshake takes
 CLOSE_TIMEOUT_S: Final = 5.0  # as the WebSocket route's responses (`websocket_handler`)
-_HEAD_LIMIT: Final = 1 << 16  # the parser's limit for a head's buffered bytes
+_HEAD_LIMIT: Final = 1 << 16  # the parser's limit for a body's buffered bytes (no body here)
+# A head is kept whole until it is decided (for a hand-over); one longer than this is handed
+# over at once, so a head sent a byte at a time cannot make the copies add up.
+_HEAD_KEPT: Final = 16 * 1024
 CLOSE = WSMsgType.CLOSE
 _DATA = frozenset({WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING})  # the sink's (a ping: pong)
 
@@ -206,6 +209,9 @@ class SocketProtocol(asyncio.Protocol):
         if self._address is None:
             return  # refused, or already answered
         head = self._head + data if self._head else data
+        if len(head) > _HEAD_KEPT:
+            self._hand_over(head)  # an unusual head: aiohttp's parser, which keeps none
+            return
         parser = self._parser
         if parser is None:
             verdict = self._listener.verdict(head)

@@ -267,3 +267,20 @@ async def test_a_connect_step_that_raises_is_a_500_for_that_request_only(
     assert (await _head(reader)).startswith(b"HTTP/1.1 101 ")
     await _joined(reader)
     writer.close()
+
+
+async def test_a_long_head_is_handed_over_whole(wire_server: StartServer) -> None:
+    srv = await wire_server()
+    reader, writer = await _open(srv)
+    # 20 KB of headers, each under aiohttp's field limit: past what the listener keeps.
+    big = [f"X-Filler-{i}: {'x' * 5000}" for i in range(4)]
+    request = upgrade("/socket/websocket?vsn=2.0.0", *big)
+    for start in range(0, len(request), 3000):
+        writer.write(request[start : start + 3000])
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    assert (await _head(reader)).startswith(b"HTTP/1.1 101 ")
+    writer.write(_join())
+    await _joined(reader)
+    assert _aiohttp_connections(srv) == 1
+    writer.close()
