@@ -31,8 +31,18 @@ class Bookkeeper:
         self._queue: deque[tuple[Write, tuple[Any, ...]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, write: Write, *args: Any) -> None:
-        """Queue `await write(*args)`; returns at once."""
+    def add(self, write: Write, *args: Any, inline: Callable[..., None] | None = None) -> None:
+        """Queue `await write(*args)`; returns at once. `inline` is the same write made without
+        waiting (an in-process store's): with nothing queued before it, it is made at once,
+        with no task and no loop round trip."""
+        if inline is not None and self._task is None:
+            try:
+                inline(*args)
+            except Exception:
+                self._failed(write)
+            else:
+                self._succeeded()
+            return
         queue = self._queue
         if len(queue) >= self.limit:
             queue.popleft()
@@ -54,18 +64,22 @@ class Bookkeeper:
                 try:
                     await write(*args)
                 except Exception:
-                    self.failed += 1
-                    self.failing += 1
-                    if self.failing == 1:
-                        log.exception(
-                            "bookkeeping_write_failed", write=getattr(write, "__name__", "")
-                        )
+                    self._failed(write)
                     continue
-                if self.failing:
-                    log.warning("bookkeeping_write_failed", recovered=True, failed=self.failing)
-                    self.failing = 0
+                self._succeeded()
         finally:
             self._task = None
+
+    def _failed(self, write: Write) -> None:
+        self.failed += 1
+        self.failing += 1
+        if self.failing == 1:
+            log.exception("bookkeeping_write_failed", write=getattr(write, "__name__", ""))
+
+    def _succeeded(self) -> None:
+        if self.failing:
+            log.warning("bookkeeping_write_failed", recovered=True, failed=self.failing)
+            self.failing = 0
 
     async def flush(self) -> None:
         """Wait until every queued write has been made (on drain and in tests)."""

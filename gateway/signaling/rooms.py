@@ -30,7 +30,7 @@ from gateway.sfu.videoroom import destroy_room
 from gateway.signaling.authorize import Authorizer
 from gateway.signaling.bookkeeping import Bookkeeper
 from gateway.signaling.grace import GraceQueue, PushResult, Queued
-from gateway.signaling.sessions import SessionStore
+from gateway.signaling.sessions import MemorySessionStore, SessionStore
 
 log = structlog.get_logger("gateway.rooms")
 
@@ -90,6 +90,17 @@ class Rooms:
         self.wall = wall
         self.bookkeeper = Bookkeeper()
         self._expiries: set[asyncio.Task[None]] = set()
+
+    # An in-process store's writes wait for nothing: the bookkeeper makes them at once.
+    @property
+    def record_now(self) -> Callable[[str, str, str, str], None] | None:
+        sessions = self.sessions
+        return sessions.record_now if isinstance(sessions, MemorySessionStore) else None
+
+    @property
+    def add_chat_now(self) -> Callable[[str, bytes, float], None] | None:
+        sessions = self.sessions
+        return sessions.add_chat_now if isinstance(sessions, MemorySessionStore) else None
 
     async def start(self) -> None:
         await self.presence.start()

@@ -104,7 +104,9 @@ class _Record:
 
 
 class MemorySessionStore:
-    """`SessionStore` for one process; expired rooms are dropped as calls come in.
+    """`SessionStore` for one process; expired rooms are dropped as calls come in. Its writes
+    wait for nothing: `record_now` and `add_chat_now` are the writes, which the bookkeeper makes
+    inline, and `record` and `add_chat` call them.
 
     Bounded in total, not only per room: at most `max_rooms` records (the oldest record goes
     first, an emptied one before a live one), and chat history of at most `max_chat_bytes` in
@@ -194,6 +196,10 @@ class MemorySessionStore:
             self._emptied[room] = None
 
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
+        self.record_now(room, kind, sender, to)
+
+    def record_now(self, room: str, kind: str, sender: str, to: str) -> None:
+        """`record`, made at once: nothing here waits (the bookkeeper's inline path)."""
         record = self._record(room)
         at = iso(self._wall())
         events = record.events
@@ -217,6 +223,10 @@ class MemorySessionStore:
         events.append(SignalEvent(kind, sender, to, at))
 
     async def add_chat(self, room: str, message: bytes, at: float) -> None:
+        self.add_chat_now(room, message, at)
+
+    def add_chat_now(self, room: str, message: bytes, at: float) -> None:
+        """`add_chat`, made at once."""
         record = self._record(room)
         chat = record.chat
         if chat is None:

@@ -37,7 +37,7 @@ from aiohttp.http_parser import HttpRequestParser  # the C parser, as aiohttp's 
 from aiohttp.streams import EMPTY_PAYLOAD
 
 from gateway.errors import CLOSE_INTERNAL
-from gateway.observability import metrics
+from gateway.observability import events, metrics
 from gateway.transports.connect import (
     ConnectRefused,
     RequestHead,
@@ -294,7 +294,7 @@ class SocketProtocol(asyncio.Protocol):
         except Exception:
             # A bug (an authenticator that raises, say): a 500 for this request, as aiohttp's
             # handler would answer, and nothing else touched.
-            log.exception("socket_connect_failed", peer=address)
+            log.exception(events.SOCKET_CONNECT_FAILED, peer=address)
             self._refuse(500)
             return True
         if offered and "phoenix" not in offered:

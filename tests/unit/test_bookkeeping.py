@@ -68,3 +68,34 @@ async def test_past_the_limit_the_oldest_writes_are_dropped() -> None:
         keeper.add(log.quick, n)
     await keeper.flush()
     assert (keeper.dropped, log.made) == (2, [2, 3, 4])
+
+
+async def test_an_inline_write_is_made_at_once_unless_others_are_queued() -> None:
+    keeper, log = Bookkeeper(), Log()
+    made_now: list[int] = []
+
+    def now(n: int) -> None:
+        made_now.append(n)
+        log.made.append(n)
+
+    keeper.add(log.quick, 1, inline=now)
+    assert made_now == [1] and len(keeper) == 0  # no task, no queue
+    keeper.add(log.slow, 2)
+    keeper.add(log.quick, 3, inline=now)  # behind the slow write: queued, made in order
+    assert made_now == [1]
+    await keeper.flush()
+    assert log.made == [1, 2, 3]
+    keeper.add(log.quick, 4, inline=now)
+    assert made_now == [1, 4]
+
+
+async def test_an_inline_write_that_fails_is_counted_like_a_queued_one() -> None:
+    keeper = Bookkeeper()
+
+    def broken(n: int) -> None:
+        raise ValueError("bad record")
+
+    keeper.add(Log().quick, 1, inline=broken)
+    assert (keeper.failed, keeper.failing) == (1, 1)
+    keeper.add(Log().quick, 2, inline=lambda n: None)
+    assert (keeper.failed, keeper.failing) == (1, 0)
