@@ -3,6 +3,11 @@
 Order of checks before the upgrade follows Phoenix (docs/wire.md, "Endpoints and handshake"): method, origin,
 auth token from `Sec-WebSocket-Protocol`, subprotocols, vsn and connect; a refusal is an HTTP
 status with an empty body. After the upgrade nothing is sent until the client speaks.
+
+The listener (`listener.py`) serves the usual upgrade itself with the pieces here
+(`connect_socket`, `WebSocketSink`, `open_socket`); the aiohttp route below serves the requests
+it hands over (another method, an absolute target, a handshake aiohttp refuses), and apps run
+on a plain aiohttp site.
 """
 
 from __future__ import annotations
@@ -267,7 +272,8 @@ def open_socket(
     parts: TransportParts, sink: WebSocketSink, info: SocketInfo, serializer: Serializer
 ) -> Connection:
     """The `Connection` of an upgraded socket, opened, recorded if the recorder picks it, and
-    watched for idleness; `close_socket` undoes it."""
+    watched for idleness; whoever owns the socket undoes that at its end (unwatch, `shutdown`,
+    the recording's close)."""
     recorder = parts.recorder
     session = (
         recorder.maybe_start(info.conn_id, info.params, serializer.vsn)
