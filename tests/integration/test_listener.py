@@ -57,15 +57,24 @@ async def _frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 async def _ended(reader: asyncio.StreamReader, within: float = 5.0) -> bool:
     """Whether the server ends the connection within `within` seconds (what it sends before
     the end is read and dropped)."""
+    chunk = b"..."
     try:
         async with asyncio.timeout(within):
-            while await reader.read(65536):
-                pass
+            while chunk:
+                chunk = await reader.read(65536)
     except TimeoutError:
         return False
     except ConnectionError:
-        pass
+        return True  # a reset ends it too
     return True
+
+
+async def _write_in_pieces(writer: asyncio.StreamWriter, pieces: list[bytes]) -> None:
+    """Each piece its own write, a pause between: the server reads them one at a time."""
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.01)
 
 
 def _aiohttp_connections(srv: WireServer) -> int:
@@ -111,10 +120,7 @@ async def test_a_head_in_pieces_and_frames_in_the_same_write(wire_server: StartS
     reader, writer = await _open(srv)
     # Cut inside the socket path, then inside a header; the join follows the head unasked.
     whole = upgrade("/socket/websocket?vsn=2.0.0") + _join()
-    for piece in (whole[:9], whole[9:60], whole[60:]):
-        writer.write(piece)
-        await writer.drain()
-        await asyncio.sleep(0.05)
+    await _write_in_pieces(writer, [whole[:9], whole[9:60], whole[60:]])
     assert (await _head(reader)).startswith(b"HTTP/1.1 101 ")
     await _joined(reader)
     writer.close()
@@ -275,10 +281,7 @@ async def test_a_long_head_is_handed_over_whole(wire_server: StartServer) -> Non
     # 20 KB of headers, each under aiohttp's field limit: past what the listener keeps.
     big = [f"X-Filler-{i}: {'x' * 5000}" for i in range(4)]
     request = upgrade("/socket/websocket?vsn=2.0.0", *big)
-    for start in range(0, len(request), 3000):
-        writer.write(request[start : start + 3000])
-        await writer.drain()
-        await asyncio.sleep(0.01)
+    await _write_in_pieces(writer, [request[i : i + 3000] for i in range(0, len(request), 3000)])
     assert (await _head(reader)).startswith(b"HTTP/1.1 101 ")
     writer.write(_join())
     await _joined(reader)
