@@ -265,9 +265,7 @@ class RoomChannel(Channel):
             rooms.send_to(self.topic, to, event, body)
         else:
             return self._signal_later(event, to, body)
-        rooms.bookkeeper.add(
-            rooms.sessions.record, self.room_id, event, self.user_id, to, inline=rooms.record_now
-        )
+        rooms.record_signal(self.room_id, event, self.user_id, to)
         return _OK
 
     def _stamped(self, payload: Payload, typed: bytes) -> msgspec.Raw:
@@ -299,9 +297,7 @@ class RoomChannel(Channel):
             return refused(Refusal(NOT_IN_ROOM, "to"))
         if result is PushResult.FULL:
             return refused(Refusal(QUEUE_FULL, "to"))
-        rooms.bookkeeper.add(
-            rooms.sessions.record, self.room_id, event, self.user_id, to, inline=rooms.record_now
-        )
+        rooms.record_signal(self.room_id, event, self.user_id, to)
         return _QUEUED if result is PushResult.QUEUED else _OK
 
     async def _ready(self, event: str, payload: Payload) -> Reply:
@@ -330,9 +326,7 @@ class RoomChannel(Channel):
         body = jsonenc.encode(data)
         self.broadcast(NEW_MSG, msgspec.Raw(body))
         # Stored at its stamp, not when the queued write runs: the history orders chat by it.
-        rooms.bookkeeper.add(
-            rooms.sessions.add_chat, self.room_id, body, now, inline=rooms.add_chat_now
-        )
+        rooms.keep_chat(self.room_id, body, now)
         return ok({"id": message_id})
 
     def _unpublish(self, event: str, payload: Payload) -> Result:

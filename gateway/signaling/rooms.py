@@ -91,16 +91,18 @@ class Rooms:
         self.bookkeeper = Bookkeeper()
         self._expiries: set[asyncio.Task[None]] = set()
 
-    # An in-process store's writes wait for nothing: the bookkeeper makes them at once.
-    @property
-    def record_now(self) -> Callable[[str, str, str, str], None] | None:
+    def record_signal(self, room: str, kind: str, sender: str, to: str) -> None:
+        """Note a relayed signal in the room's session, off the reply's path (bookkeeping)."""
         sessions = self.sessions
-        return sessions.record_now if isinstance(sessions, MemorySessionStore) else None
+        # An in-process store's writes wait for nothing: the bookkeeper makes them at once.
+        inline = sessions.record_now if isinstance(sessions, MemorySessionStore) else None
+        self.bookkeeper.add(sessions.record, room, kind, sender, to, inline=inline)
 
-    @property
-    def add_chat_now(self) -> Callable[[str, bytes, float], None] | None:
+    def keep_chat(self, room: str, message: bytes, at: float) -> None:
+        """Keep a chat message in the room's history, off the reply's path (bookkeeping)."""
         sessions = self.sessions
-        return sessions.add_chat_now if isinstance(sessions, MemorySessionStore) else None
+        inline = sessions.add_chat_now if isinstance(sessions, MemorySessionStore) else None
+        self.bookkeeper.add(sessions.add_chat, room, message, at, inline=inline)
 
     async def start(self) -> None:
         await self.presence.start()

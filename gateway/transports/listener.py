@@ -44,6 +44,7 @@ from gateway.transports.connect import (
     connect_socket,
     split_subprotocols,
 )
+from gateway.transports.peer import peer_address
 from gateway.transports.websocket import WebSocketMount, WebSocketSink, open_socket
 from gateway.transports.ws_reader import CorkingReader, OnMessage
 
@@ -156,7 +157,6 @@ class SocketProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_address",
-        "_close_sent",
         "_close_timer",
         "_conn",
         "_deadline",
@@ -178,15 +178,13 @@ class SocketProtocol(asyncio.Protocol):
         self._reader: CorkingReader | None = None
         self._sink: WebSocketSink | None = None
         self._conn: Connection | None = None
-        self._close_sent = False
-        self._close_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None  # set once the close frame is sent
 
     # -- before the upgrade --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        address = peer_address(transport)
         guard = self._listener.guard
         if guard.admit(address) is not None:
             transport.abort()  # a reset: the client retries later
@@ -358,15 +356,13 @@ class SocketProtocol(asyncio.Protocol):
         """Send the close frame (once), after whatever this socket holds; the connection ends
         when the client answers, or after `CLOSE_TIMEOUT_S`. The sink's way to close."""
         transport = self._transport
-        if self._close_sent or transport is None or transport.is_closing():
+        if self._close_timer is not None or transport is None or transport.is_closing():
             return
-        self._close_sent = True
         sink = self._sink
         if sink is not None:
             sink.uncork()
         transport.write(close_frame(code, reason))
         self._close_timer = self._listener.loop.call_later(CLOSE_TIMEOUT_S, transport.close)
-        return None
 
     def _end(self) -> None:
         transport = self._transport

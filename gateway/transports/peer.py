@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -26,6 +27,12 @@ def is_trusted(address: str, networks: Sequence[Network]) -> bool:
     except ValueError:
         return False
     return any(ip in net for net in networks)
+
+
+def peer_address(transport: Any) -> str:
+    """The TCP peer's address of an accepted connection ("" if the transport has none)."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:

@@ -28,7 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 from gateway.config import ConnectionsConfig
 from gateway.observability import metrics
 from gateway.transports.listener import Listener, SocketProtocol
-from gateway.transports.peer import Network, is_trusted
+from gateway.transports.peer import Network, is_trusted, peer_address
 from gateway.transports.websocket import WEBSOCKET_MOUNT
 
 log = structlog.get_logger("gateway.tcp")
@@ -160,8 +160,7 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._address is None:
-            peer = transport.get_extra_info("peername")
-            address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            address = peer_address(transport)
             if self._guard.admit(address) is not None:
                 cast(asyncio.Transport, transport).abort()  # a reset: the client retries later
                 return
