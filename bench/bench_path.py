@@ -9,7 +9,7 @@ medians of several rounds, in microseconds of one core per message.
         [--only relay,echo] [--frames N]
 
 `--from-bytes` starts one step earlier: masked WebSocket frames go through the socket's parser
-(`CorkingReader`, `DirectQueue`) and its `WebSocketSink`, whose transport is in memory, so the
+(`ClientFrameReader`, `DirectQueue`) and its `WebSocketSink`, whose transport is in memory, so the
 figure covers everything the process does per message except the event loop and the system
 calls. `bench/bench_instructions.py` counts its instructions, which shared machines do not blur.
 """
@@ -30,7 +30,7 @@ from gateway.testing import ChannelTest, Client
 from gateway.testing.sockets import MemoryTransport, ParserProtocol, client_text_frame
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.websocket import WebSocketSink, flush_held
-from gateway.transports.ws_reader import CorkingReader, DirectQueue
+from gateway.transports.ws_reader import ClientFrameReader, DirectQueue
 
 SDP = "v=0\r\n" + "a=candidate:1 1 udp 2122260223 192.168.1.10 54321 typ host generation 0\r\n" * 12
 
@@ -49,8 +49,7 @@ def _socket_of(client: Client) -> tuple[Callable[[bytes], Any], MemoryTransport]
     sink._conn = client.conn
     client.conn.sink = sink
     queue = DirectQueue(ParserProtocol(), 1 << 16, loop=asyncio.get_running_loop())
-    reader = CorkingReader(queue, 1 << 20, compress=False, decode_text=True)
-    reader.sink = sink
+    reader = ClientFrameReader(queue, 1 << 20, compress=False, decode_text=True)
     queue.attach(sink.on_message)
     return reader.feed_data, transport
 

@@ -5,7 +5,7 @@ writer, and keeps the task waiting for the socket's end; that is half of what a 
 leave and close costs. Every accepted connection starts here instead. A request that begins
 `GET <socket path>?` or `GET <socket path> ` (what every Phoenix client sends) is parsed by
 aiohttp's C HTTP parser, checked as aiohttp's handshake checks it, connected (`connect_socket`),
-answered `101` and read by the same frame parser (`CorkingReader`) as before, with no task or
+answered `101` and read by the same frame parser (`ClientFrameReader`) as before, with no task or
 response object per socket. Anything else (another path or method, a handshake aiohttp would
 refuse, a head the parser rejects) is handed over, with the bytes read so far, to aiohttp's
 request handler, which serves it as the app's routes say: the WebSocket route
@@ -46,7 +46,7 @@ from gateway.transports.connect import (
 )
 from gateway.transports.peer import peer_address
 from gateway.transports.websocket import WebSocketMount, WebSocketSink, open_socket
-from gateway.transports.ws_reader import CorkingReader, OnMessage
+from gateway.transports.ws_reader import ClientFrameReader, OnMessage
 
 if TYPE_CHECKING:
     from gateway.runtime.connection import Connection
@@ -175,7 +175,7 @@ class SocketProtocol(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._head = b""  # what was read before the head was complete
         self._parser: Any = None
-        self._reader: CorkingReader | None = None
+        self._reader: ClientFrameReader | None = None
         self._sink: WebSocketSink | None = None
         self._conn: Connection | None = None
         self._close_timer: asyncio.TimerHandle | None = None  # set once the close frame is sent
@@ -314,13 +314,12 @@ class SocketProtocol(asyncio.Protocol):
         sink = self._sink = WebSocketSink(
             self._close, transport, parts.limits.outbound_limit_bytes, parts.outbound
         )
-        reader = CorkingReader(
+        reader = ClientFrameReader(
             SocketQueue(self, sink.on_message, loop),
             parts.limits.max_frame_bytes,
             compress=False,
             decode_text=True,
         )
-        reader.sink = sink
         self._reader = reader
         self._listener.upgraded.add(self)
         self._conn = open_socket(parts, sink, info, serializer)

@@ -29,7 +29,6 @@ from gateway.protocol.messages import Frame
 from gateway.protocol.serializers import Serializer
 from gateway.recording import SessionRecorder
 from gateway.runtime.connection import Connection
-from gateway.transports import ws_reader
 from gateway.transports.connect import (
     ConnectRefused,
     connect_socket,
@@ -66,11 +65,15 @@ def ws_frame(frame: Frame) -> bytes:
 
 
 class WebSocketSink:
-    """Writes frames straight to the transport; the transport buffer is the outbound queue.
+    """Writes frames to the transport at the end of the loop step that sent them; the
+    transport buffer is the outbound queue.
 
-    Writing synchronously lets a broadcast hand the same framed bytes to every subscriber
-    without a task per write. A client whose unsent bytes pass the limit is a slow consumer:
-    it is closed with 1013 instead of being allowed to grow memory.
+    A send holds the framed bytes (a broadcast hands the same bytes to every subscriber,
+    without a task per write), and `flush_held` writes each socket's frames in one write when
+    the step ends: the reply to a push and the signal its peer sent in the same step, or a
+    join's reply and its presence_state, cost the kernel one write. The busier the loop, the
+    more each step reads and the more writes this saves. A client whose unsent bytes pass the
+    limit is a slow consumer: it is closed with 1013 instead of being allowed to grow memory.
     """
 
     transport = "websocket"
@@ -79,7 +82,6 @@ class WebSocketSink:
         "_close_with",
         "_closed",
         "_conn",
-        "_corked",
         "_limit",
         "_pending",
         "_session",
@@ -103,8 +105,7 @@ class WebSocketSink:
         self._closed = False
         self._conn: Connection | None = None
         self._session: SessionRecorder | None = None  # the socket's recording, if recorded
-        self._corked = False
-        # What was written while corked: one frame as it is, several as a list.
+        # What the loop step sent: one frame as it is, several as a list.
         self._pending: bytes | list[bytes] | None = None
         self.closing: asyncio.Task[bool] | None = None  # the close handshake, when it is a task
 
@@ -118,32 +119,16 @@ class WebSocketSink:
         data = frame.ws
         if data is None:
             data = frame.ws = ws_frame(frame)
-        if self._corked:
-            pending = self._pending
-            if pending is None:
-                self._pending = data
-            elif isinstance(pending, list):
-                pending.append(data)
-            else:
-                self._pending = [pending, data]
-            return
-        if not ws_reader.reading:
-            # Sent from a task or a timer: held to the end of the loop step, so whatever else
-            # the step sends this socket (a join's reply and its presence_state, say) leaves
-            # in the same write.
-            self._corked = True
+        pending = self._pending
+        if pending is None:
             self._pending = data
             _held.append(self)
             if len(_held) == 1:
                 asyncio.get_running_loop().call_soon(flush_held)
-            return
-        transport = self._transport
-        if transport.is_closing():
-            return
-        transport.write(data)
-        WS_BYTES_OUT.value += len(data)
-        if transport.get_write_buffer_size() > self._watch:
-            self._owes()
+        elif isinstance(pending, list):
+            pending.append(data)
+        else:
+            self._pending = [pending, data]
 
     def on_message(self, msg: Any) -> None:
         """A data frame of this socket, called by the parser as it reads it (a method of the
@@ -172,12 +157,8 @@ class WebSocketSink:
             log.exception("frame_handling_failed", conn_id=conn.id)
             conn.close(CLOSE_INTERNAL, "internal error")
 
-    def cork(self) -> None:
-        """Hold writes until `uncork` (while one read is parsed)."""
-        self._corked = True
-
     def uncork(self) -> None:
-        self._corked = False
+        """Write what this socket holds (at the step's end, or before a close frame)."""
         pending = self._pending
         if pending is None:
             return
@@ -231,14 +212,12 @@ class WebSocketSink:
     def close(self, code: int, reason: str = "") -> None:
         if self._closed:
             return
-        if self._corked:
-            self.uncork()  # what was answered before the close goes out before it
-            self._corked = True
+        self.uncork()  # what was answered before the close goes out before it
         self._closed = True
         self.closing = self._close_with(code, reason.encode())
 
 
-_held: list[WebSocketSink] = []  # sinks holding frames sent outside their reads
+_held: list[WebSocketSink] = []  # sinks holding frames until the loop step ends
 
 
 def flush_held() -> None:

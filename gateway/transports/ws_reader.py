@@ -52,8 +52,7 @@ class DirectQueue(WebSocketDataQueue):  # type: ignore[misc]
             on_message(data)
 
 
-class Corkable(Protocol):
-    def cork(self) -> None: ...
+class Holder(Protocol):
     def uncork(self) -> None: ...
 
 
@@ -101,21 +100,15 @@ class MaskCheck:
 
 _ERROR = (True, b"")  # what aiohttp's parser returns once it has failed
 
-# True while a read is parsed: what its pushes send to other sockets goes out at once (the
-# loop step is busy with reads), while a send from a task or a timer waits for the step's end.
-reading = False
 
-
-class CorkingReader(WebSocketReader):  # type: ignore[misc]
-    """aiohttp's frame parser, with the connection's writes held while one read is parsed
-    (the replies to pipelined pushes that arrived together leave in one write), and unmasked
-    client frames refused with 1002."""
+class ClientFrameReader(WebSocketReader):  # type: ignore[misc]
+    """aiohttp's frame parser, with unmasked client frames refused with 1002."""
 
     __slots__ = ("_masks", "_queue", "sink")
 
     def __init__(self, queue: Any, max_msg_size: int, *, compress: bool, decode_text: bool):
         super().__init__(queue, max_msg_size, compress=compress, decode_text=decode_text)
-        self.sink: Corkable | None = None
+        self.sink: Holder | None = None  # writes what it holds before a close frame
         self._queue = queue
         self._masks: MaskCheck | None = MaskCheck()
 
@@ -129,17 +122,7 @@ class CorkingReader(WebSocketReader):  # type: ignore[misc]
                 WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame")
             )
             return _ERROR
-        sink = self.sink
-        if sink is None:
-            return super().feed_data(data)
-        global reading
-        sink.cork()
-        reading = True
-        try:
-            return super().feed_data(data)
-        finally:
-            reading = False
-            sink.uncork()
+        return super().feed_data(data)
 
 
 class DirectWebSocketResponse(web.WebSocketResponse):
@@ -154,7 +137,7 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         loop = self._loop
         assert loop is not None
         self._reader = DirectQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
-        self._parser = CorkingReader(
+        self._parser = ClientFrameReader(
             self._reader,
             self._max_msg_size,
             compress=bool(self._compress),
@@ -169,15 +152,15 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         # Every close frame goes out through here (aiohttp's answer to the client's close
         # too): the frames the sink holds for this socket must precede it.
         parser = self._parser
-        if isinstance(parser, CorkingReader) and parser.sink is not None:
+        if isinstance(parser, ClientFrameReader) and parser.sink is not None:
             parser.sink.uncork()
         return await super().close(code=code, message=message, drain=drain)
 
-    def attach(self, on_message: OnMessage, sink: Corkable) -> None:
-        """Send data messages to `on_message` from now on (and any that came before), with
-        `sink` corked while each read is parsed."""
+    def attach(self, on_message: OnMessage, sink: Holder) -> None:
+        """Send data messages to `on_message` from now on (and any that came before); what
+        `sink` holds is written before any close frame."""
         parser = self._parser
-        assert isinstance(parser, CorkingReader)
+        assert isinstance(parser, ClientFrameReader)
         parser.sink = sink
         reader = self._reader
         assert isinstance(reader, DirectQueue)

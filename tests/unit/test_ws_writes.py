@@ -1,5 +1,5 @@
-"""When a socket's frames are written: at once during a read, at the end of the loop step
-otherwise, and always before the close frame."""
+"""When a socket's frames are written: at the end of the loop step that sent them, together,
+and always before the close frame."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gateway.protocol.messages import Frame
 from gateway.testing.sockets import MemoryTransport, ParserProtocol, client_text_frame
 from gateway.transports.outbound_budget import OutboundBudget
 from gateway.transports.websocket import WebSocketSink
-from gateway.transports.ws_reader import CorkingReader, DirectQueue, DirectWebSocketResponse
+from gateway.transports.ws_reader import ClientFrameReader, DirectQueue, DirectWebSocketResponse
 from tests.support.wire_server import serve_app
 
 
@@ -37,27 +37,33 @@ async def test_frames_sent_from_a_task_leave_together_when_the_loop_step_ends() 
     assert transport.writes[0].index(b"phx_reply") < transport.writes[0].index(b"presence_state")
 
 
-async def test_a_read_sends_to_other_sockets_at_once_and_answers_its_own_in_one_write() -> None:
-    reader_side, peer_side = MemoryTransport(), MemoryTransport()
-    own, peer = sink_on(reader_side), sink_on(peer_side)
+async def test_what_a_loop_step_sends_a_socket_leaves_in_one_write_when_the_step_ends() -> None:
+    # Two peers whose pushes are read in the same step, each relayed to the other and
+    # answered: each socket gets its reply and its peer's signal in one write.
+    sides = MemoryTransport(), MemoryTransport()
+    sinks = sink_on(sides[0]), sink_on(sides[1])
+    feeds = []
+    for me in (0, 1):
+        own, peer = sinks[me], sinks[1 - me]
 
-    seen: list[int] = []
+        def on_message(msg: Any, own: WebSocketSink = own, peer: WebSocketSink = peer) -> None:
+            peer.send(text(f'[null,null,"room:a","offer",{msg[1]}]'))
+            own.send(text('["1","2","room:a","phx_reply",{}]'))
 
-    def on_message(msg: Any) -> None:  # a push relayed to the peer, then answered
-        peer.send(text(f'[null,null,"room:a","offer",{msg[1]}]'))
-        seen.append(len(peer_side.writes))  # the peer's frame did not wait for the step's end
-        own.send(text('["1","2","room:a","phx_reply",{}]'))
-
-    queue = DirectQueue(ParserProtocol(), 1 << 16, loop=asyncio.get_running_loop())
-    reader = CorkingReader(queue, 1 << 20, compress=False, decode_text=True)
-    reader.sink = own
-    queue.attach(on_message)
-    reader.feed_data(client_text_frame(b'{"n":1}') + client_text_frame(b'{"n":2}'))
-    assert seen == [1, 2]
-    assert len(reader_side.writes) == 1  # the read's two replies: one write
-    assert reader_side.writes[0].count(b"phx_reply") == 2
+        queue = DirectQueue(ParserProtocol(), 1 << 16, loop=asyncio.get_running_loop())
+        reader = ClientFrameReader(queue, 1 << 20, compress=False, decode_text=True)
+        queue.attach(on_message)
+        feeds.append(reader.feed_data)
+    feeds[0](client_text_frame(b'{"n":1}') + client_text_frame(b'{"n":2}'))
+    feeds[1](client_text_frame(b'{"n":3}'))
+    assert sides[0].writes == [] and sides[1].writes == []  # held while the step runs
     await asyncio.sleep(0)
-    assert len(reader_side.writes) == 1 and len(peer_side.writes) == 2
+    assert [len(side.writes) for side in sides] == [1, 1]
+    first, second = sides[0].writes[0], sides[1].writes[0]
+    assert first.count(b"phx_reply") == 2 and first.count(b"offer") == 1
+    assert first.index(b"phx_reply") < first.index(b'{"n":3}')  # in the order they were sent
+    assert second.count(b"offer") == 2 and second.count(b"phx_reply") == 1
+    assert second.index(b'{"n":1}') < second.index(b'{"n":2}') < second.index(b"phx_reply")
 
 
 async def test_held_frames_leave_before_the_close_frame() -> None:
@@ -68,7 +74,7 @@ async def test_held_frames_leave_before_the_close_frame() -> None:
         assert transport is not None
         sink = WebSocketSink(ws, transport, 1 << 20, OutboundBudget(1 << 30))  # type: ignore[arg-type]
         ws.attach(lambda msg: None, sink)
-        sink.send(text('["1",null,"room:a","presence_state",{}]'))  # held: not from a read
+        sink.send(text('["1",null,"room:a","presence_state",{}]'))  # held to the step's end
         await ws.close(code=1000)  # before the loop step ends
         return ws
 
