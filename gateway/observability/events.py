@@ -27,6 +27,7 @@ HEARTBEAT_TIMEOUT: Final = "heartbeat_timeout"
 SLOW_CONSUMER_DISCONNECTED: Final = "slow_consumer_disconnected"
 FRAME_REJECTED: Final = "frame_rejected"
 FRAME_HANDLING_FAILED: Final = "frame_handling_failed"
+SOCKET_WRITE_FAILED: Final = "socket_write_failed"
 SOCKET_CONNECT_FAILED: Final = "socket_connect_failed"
 
 CHANNEL_CRASHED: Final = "channel_crashed"

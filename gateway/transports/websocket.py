@@ -227,7 +227,13 @@ def flush_held() -> None:
     held = _held[:]
     _held.clear()
     for sink in held:
-        sink.uncork()
+        try:
+            sink.uncork()
+        except Exception:
+            # A bug must not leave the other sockets unwritten: this one ends, they go on.
+            conn = sink._conn
+            log.exception("socket_write_failed", conn_id=conn.id if conn else None)
+            sink._transport.abort()
 
 
 class WebSocketMount(NamedTuple):

@@ -92,3 +92,26 @@ async def test_held_frames_leave_before_the_close_frame() -> None:
             assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSE
     finally:
         await runner.cleanup()
+
+
+class BrokenTransport(MemoryTransport):
+    """A transport whose write raises, as a bug under a write would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("broken")
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_a_write_that_raises_ends_that_socket_and_the_others_are_written() -> None:
+    broken, fine = BrokenTransport(), MemoryTransport()
+    sink_on(broken).send(text('["1",null,"room:a","offer",{}]'))
+    sink_on(fine).send(text('["1",null,"room:a","offer",{}]'))
+    await asyncio.sleep(0)
+    assert broken.aborted
+    assert len(fine.writes) == 1
