@@ -475,6 +475,12 @@ class ChannelProcess:
             if not future.done():
                 future.set_result(None)
         self._waiters = None
+        # Nothing here calls the channel or its subscriptions again: dropping them ends the
+        # reference cycles through this process, so the channel and its connection are freed
+        # when the last reference goes, not by the cyclic collector (a pause that grows with
+        # every closed socket it finds).
+        self._extra = None
+        del self.channel
 
 
 def _discard(awaitable: Awaitable[Any]) -> None:

@@ -392,7 +392,12 @@ class SocketProtocol(asyncio.Protocol):
             listener.mount.parts.idle.unwatch(conn)
             conn.shutdown("closed")
             sink = self._sink
-            if sink is not None and sink._session is not None:
-                sink._session.close()
+            if sink is not None:
+                if sink._session is not None:
+                    sink._session.close()
+                sink.ended()
+        # What refers back to this protocol (the sink's close, the parser's queue) is let go.
         self._transport = None
         self._reader = None
+        self._sink = None
+        self._conn = None

@@ -174,6 +174,11 @@ class WebSocketSink:
         if transport.get_write_buffer_size() > self._watch:
             self._owes()
 
+    def ended(self) -> None:
+        """The connection is over: drop the reference back to it (a cycle otherwise)."""
+        self._closed = True
+        self._conn = None
+
     def _owes(self) -> None:
         if self._transport.get_write_buffer_size() > self._limit:
             metrics.SLOW_CONSUMER_DISCONNECTS.inc()

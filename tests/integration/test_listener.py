@@ -5,11 +5,18 @@ serves, what it hands to aiohttp, and how its sockets close (an in-process gatew
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import uuid
 
 import pytest
 
+from gateway.channels.room import RoomChannel
+from gateway.runtime.channel_process import ChannelProcess
+from gateway.runtime.connection import Connection
 from gateway.testing.sockets import client_text_frame
+from gateway.transports.listener import SocketProtocol
+from gateway.transports.websocket import WebSocketSink
 from tests.support.wire_server import StartServer, WireServer
 
 pytestmark = pytest.mark.asyncio
@@ -287,3 +294,36 @@ async def test_a_long_head_is_handed_over_whole(wire_server: StartServer) -> Non
     await _joined(reader)
     assert _aiohttp_connections(srv) == 1
     writer.close()
+
+
+async def test_a_closed_socket_is_freed_without_the_cyclic_collector(
+    wire_server: StartServer,
+) -> None:
+    # A room member's socket holds the most: its channel, the channel's own subscription, the
+    # sink and the protocol. Left, closed by its client, or closed with the channel joined,
+    # none of it may wait for the cyclic collector (a pause that grows with every socket).
+    srv = await wire_server(trust_token_as_user_id=True)
+    kept = (Connection, ChannelProcess, RoomChannel, WebSocketSink, SocketProtocol)
+    gc.collect()
+    gc.disable()
+    try:
+        for n, leave in enumerate((True, False)):
+            reader, writer = await _open(srv)
+            topic = f"room:{uuid.uuid4()}"
+            writer.write(upgrade(f"/socket/websocket?vsn=2.0.0&token=u{n}") + _join(topic))
+            await _head(reader)
+            await _joined(reader)
+            if leave:
+                writer.write(
+                    client_text_frame(json.dumps(["1", "2", topic, "phx_leave", {}]).encode())
+                )
+                while (await _frame(reader))[1].find(b'"phx_close"') < 0:
+                    pass
+            writer.write(client_close(1000))
+            assert await _ended(reader)
+            writer.close()
+        await asyncio.sleep(0.1)  # the server's side of the end
+        assert len(srv.node.hub) == 0
+        assert [type(o).__name__ for o in gc.get_objects() if isinstance(o, kept)] == []
+    finally:
+        gc.enable()
