@@ -90,6 +90,16 @@ def _aiohttp_connections(srv: WireServer) -> int:
     return len(server.connections)
 
 
+async def _events_until(reader: asyncio.StreamReader, last: str) -> list[str]:
+    """The events of the server's text frames, up to and including the first `last`."""
+    events: list[str] = []
+    while not events or events[-1] != last:
+        opcode, payload = await _frame(reader)
+        assert opcode == 1, (opcode, payload)
+        events.append(json.loads(payload)[3])
+    return events
+
+
 def _join(topic: str = "echo:x", ref: str = "1") -> bytes:
     return client_text_frame(json.dumps(["1", ref, topic, "phx_join", {}]).encode())
 
@@ -317,8 +327,8 @@ async def test_a_closed_socket_is_freed_without_the_cyclic_collector(
                 writer.write(
                     client_text_frame(json.dumps(["1", "2", topic, "phx_leave", {}]).encode())
                 )
-                while (await _frame(reader))[1].find(b'"phx_close"') < 0:
-                    pass
+                events = await _events_until(reader, "phx_close")
+                assert events.index("phx_reply") < events.index("phx_close"), events
             writer.write(client_close(1000))
             assert await _ended(reader)
             writer.close()
