@@ -6,7 +6,7 @@ nodes and hands the ones it receives back to the core (phoenix_pubsub's split).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import msgspec
@@ -45,6 +45,10 @@ class PubSubAdapter(Protocol):
     def publish(self, envelope: Envelope) -> None:
         """Send to the other nodes; never blocks the caller."""
 
+    def settling(self, keys: Iterable[str]) -> Awaitable[None] | None:
+        """What to await until broadcasts other nodes make for `keys` reach this node (the
+        backend has confirmed those subscriptions); None when there is nothing to wait for."""
+
     @property
     def healthy(self) -> bool:
         """False while the backend is unreachable."""
@@ -66,6 +70,9 @@ class LocalAdapter:
         return None
 
     def publish(self, envelope: Envelope) -> None:
+        return None
+
+    def settling(self, keys: Iterable[str]) -> Awaitable[None] | None:
         return None
 
     @property

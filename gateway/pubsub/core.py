@@ -8,7 +8,7 @@ The adapter carries the broadcast to other nodes, which dispatch it the same way
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -101,6 +101,17 @@ class PubSub:
         else:
             del self._subs[key]
             self.adapter.unsubscribe(key)
+
+    def settling(self, keys: Iterable[str]) -> Awaitable[None] | None:
+        """What to await before telling a client it is subscribed to `keys`: until then a
+        broadcast made on another node may not reach this one. None on one node, and when
+        the adapter has nothing pending (the common case: the key was subscribed before)."""
+        return self.adapter.settling(keys) if self._crosses else None
+
+    @property
+    def crosses(self) -> bool:
+        """Broadcasts travel to other nodes (an adapter other than the local one)."""
+        return self._crosses
 
     def subscribers(self, key: str) -> int:
         subs = self._subs.get(key)

@@ -16,7 +16,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -61,7 +61,10 @@ class Link(Protocol):
     async def unsubscribe(self, channels: list[bytes]) -> None: ...
 
     async def read(self, timeout: float) -> tuple[bytes, bytes] | None:
-        """The next (channel, data) message; None after `timeout` seconds without one."""
+        """The next (channel, data) message; None after `timeout` seconds without one.
+
+        `(channel, b"")` is Redis confirming a subscription to `channel`, `(b"", b"")` a sign
+        of life (a pong)."""
 
     async def ping(self) -> None:
         """Ask the subscriber side for a sign of life (its reply is read, and ignored, by `read`)."""
@@ -130,6 +133,8 @@ class StandaloneLink:
             # also arrays on a subscribed connection.
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
                 return reply[1], reply[2]
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"subscribe":
+                return reply[1], b""
             if reply == b"PONG" or (isinstance(reply, list) and reply and reply[0] == b"pong"):
                 return b"", b""  # a sign of life, not a message
 
@@ -196,6 +201,11 @@ class RedisPubSubAdapter:
         self._keys: set[str] = set()  # keys with local subscribers: what Redis should send us
         self._subscribed: set[str] = set()  # what the current link has been told
         self._dirty: set[str] = set()  # keys whose subscription changed since the last flush
+        # Subscribe commands sent on the current link that Redis has not confirmed yet, and
+        # who waits for them: a message published before Redis has the subscription is lost.
+        self._inflight: dict[str, int] = {}
+        self._settle_waiters: dict[str, asyncio.Future[None]] = {}
+        self.settle_timeout_s = connect_timeout_s
         self._pending: deque[tuple[bytes, bytes]] = deque()
         self._link: Link | None = None
         self._healthy = False
@@ -252,6 +262,37 @@ class RedisPubSubAdapter:
             metrics.REDIS_BUFFERED.set(len(self._pending))
         self._wake.set()
 
+    def settling(self, keys: Iterable[str]) -> Awaitable[None] | None:
+        if not self._healthy:
+            return None  # nothing to wait for: broadcasts reach no other node until it is back
+        waiters = []
+        for key in keys:
+            if key not in self._keys or (key in self._subscribed and not self._inflight.get(key)):
+                continue
+            waiter = self._settle_waiters.get(key)
+            if waiter is None:
+                waiter = self._settle_waiters[key] = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+        return self._settle(waiters) if waiters else None
+
+    async def _settle(self, waiters: list[asyncio.Future[None]]) -> None:
+        # Bounded: a Redis that stalls delays a join by this much at most, as if unreachable.
+        await asyncio.wait(waiters, timeout=self.settle_timeout_s)
+
+    def _confirmed(self, channel: bytes) -> None:
+        key = channel.decode()[len(self.prefix) :]
+        left = self._inflight.get(key, 0) - 1
+        if left > 0:
+            self._inflight[key] = left
+            return
+        self._inflight.pop(key, None)
+        self._release(key)
+
+    def _release(self, key: str) -> None:
+        waiter = self._settle_waiters.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _count_dropped(self, n: int) -> None:
         self.dropped += n
         metrics.REDIS_DROPPED.inc(n)
@@ -300,6 +341,7 @@ class RedisPubSubAdapter:
             raise
         self._link = link
         self._subscribed = keys
+        self._inflight = dict.fromkeys(keys, 1)
         self._broken.clear()
         self._healthy = True
         metrics.set_redis_up("pubsub", True)
@@ -313,6 +355,9 @@ class RedisPubSubAdapter:
         # Everything must be subscribed again on the next link.
         self._dirty |= self._keys | self._subscribed
         self._subscribed = set()
+        self._inflight = {}
+        for key in list(self._settle_waiters):
+            self._release(key)  # unhealthy now: joins do not wait for Redis
         if link is not None:
             await link.close()
 
@@ -367,8 +412,10 @@ class RedisPubSubAdapter:
                 waiting_pong = True
                 continue
             waiting_pong = False
-            _channel, data = message
+            channel, data = message
             if not data:
+                if channel:
+                    self._confirmed(channel)
                 continue
             try:
                 env = decode_envelope(data)
@@ -440,11 +487,15 @@ class RedisPubSubAdapter:
         remove = [k for k in dirty if k not in self._keys and k in self._subscribed]
         try:
             if add:
+                for key in add:
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
                 await link.subscribe([self._channel(k) for k in add])
                 self._subscribed.update(add)
             if remove:
                 await link.unsubscribe([self._channel(k) for k in remove])
                 self._subscribed.difference_update(remove)
+                for key in remove:
+                    self._release(key)  # nobody here waits for it any more
         except BaseException:
             self._dirty |= dirty
             raise

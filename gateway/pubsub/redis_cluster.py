@@ -109,6 +109,8 @@ class ClusterLink:
                 kind = reply[0]
                 if kind == b"smessage" and len(reply) == 3:
                     self._queue.put_nowait((reply[1], reply[2]))
+                elif kind == b"ssubscribe" and len(reply) == 3:
+                    self._queue.put_nowait((reply[1], b""))  # Redis confirms the subscription
                 elif kind == b"pong":
                     self._queue.put_nowait((b"", b""))
                 elif kind == b"sunsubscribe" and reply[1] in self._owner:

@@ -394,8 +394,23 @@ class ChannelProcess:
             return None
         self.joined = True
         metrics.channels_joined(1)
-        conn.parts.pubsub.subscribe(self.topic, self)
-        conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
+        pubsub = conn.parts.pubsub
+        pubsub.subscribe(self.topic, self)
+        # With several nodes the reply waits until the backend has the subscriptions, so a
+        # broadcast another node makes after the client saw its reply reaches it (as in Phoenix).
+        if pubsub.crosses:
+            settling = pubsub.settling(self._keys())
+            if settling is not None:
+                return (settling, lambda _: self._subscribed(join, previous, reply), None)
+        return self._subscribed(join, previous, reply)
+
+    def _keys(self) -> list[str]:
+        return [self.topic, *(key for key, _ in self._extra or ())]
+
+    def _subscribed(
+        self, join: Message, previous: ChannelProcess | None, reply: Reply
+    ) -> Wait | None:
+        self.conn.reply(join.join_ref, join.ref, self.topic, "ok", reply.response)
         self._close_old(previous)
         after = self.channel.after_join()
         if _awaitable(after):

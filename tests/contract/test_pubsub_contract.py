@@ -164,3 +164,29 @@ async def test_a_node_without_subscribers_still_reaches_the_others(
     )
     await rec.wait_for(1)
     assert rec.values() == [("room:z", "hello", {})]
+
+
+async def test_a_settled_subscription_gets_the_next_broadcast_of_another_node(
+    pubsub_nodes: PubSubNodes,
+) -> None:
+    # What a join reply waits for: once `settling` is done, a broadcast any node makes
+    # reaches the new subscriber, with no other settling of the test's own.
+    keys = [f"room:s{i}" for i in range(40)]
+    recs = [Recorder(f"r{i}") for i in range(len(keys))]
+    listener = pubsub_nodes[1]
+    for key, rec in zip(keys, recs, strict=True):
+        listener.subscribe(key, rec)
+    settling = listener.settling(keys)
+    if pubsub_nodes.redis_url is None:
+        assert settling is None  # one node: nothing to wait for
+    else:
+        assert settling is not None
+        await settling
+        assert listener.settling(keys) is None  # settled keys wait no more
+
+    for i, key in enumerate(keys):
+        pubsub_nodes[0].broadcast(key, "hello", {"n": i})
+
+    for i, rec in enumerate(recs):
+        await rec.wait_for(1)
+        assert rec.values() == [(keys[i], "hello", {"n": i})]
