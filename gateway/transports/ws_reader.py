@@ -61,26 +61,26 @@ class MaskCheck:
     aiohttp's parser does not check (RFC 6455 section 5.1: a server must close on an unmasked
     client frame). Reads only the two to fourteen header bytes of each frame."""
 
-    __slots__ = ("_head", "_skip")
+    __slots__ = ("head", "skip")
 
     def __init__(self) -> None:
-        self._skip = 0  # payload bytes of the current frame still to come
-        self._head = b""  # a header cut by the end of the last read
+        self.skip = 0  # payload bytes of the current frame still to come
+        self.head = b""  # a header cut by the end of the last read
 
     def masked(self, data: bytes) -> bool:
         n = len(data)
-        skip = self._skip
+        skip = self.skip
         if skip >= n:
-            self._skip = skip - n
+            self.skip = skip - n
             return True
         pos = skip
-        if self._head:
-            data = self._head + data[pos:]
-            self._head = b""
+        if self.head:
+            data = self.head + data[pos:]
+            self.head = b""
             pos, n = 0, len(data)
         while pos < n:
             if n - pos < 2:
-                self._head, self._skip = data[pos:], 0
+                self.head, self.skip = data[pos:], 0
                 return True
             second = data[pos + 1]
             if second < 0x80:
@@ -91,13 +91,14 @@ class MaskCheck:
                 continue
             header = 8 if length == 126 else 14
             if n - pos < header:
-                self._head, self._skip = data[pos:], 0
+                self.head, self.skip = data[pos:], 0
                 return True
             pos += header + int.from_bytes(data[pos + 2 : pos + header - 4], "big")
-        self._skip = pos - n
+        self.skip = pos - n
         return True
 
 
+_parse = WebSocketReader.feed_data
 _ERROR = (True, b"")  # what aiohttp's parser returns once it has failed
 
 
@@ -116,13 +117,26 @@ class ClientFrameReader(WebSocketReader):  # type: ignore[misc]
         masks = self._masks
         if masks is None:
             return _ERROR
-        if not masks.masked(data):
+        # Nearly every read is one whole masked frame: the second byte is the mask bit plus
+        # the length (`n - 6` under 126 bytes), or 254 and a 16-bit length (`n - 8`).
+        n = len(data)
+        whole = (
+            n > 5
+            and (
+                data[1] == n + 122
+                if n < 132
+                else data[1] == 254 and data[2] << 8 | data[3] == n - 8
+            )
+            and not masks.skip
+            and not masks.head
+        )
+        if not whole and not masks.masked(data):
             self._masks = None
             self._queue.set_exception(
                 WebSocketError(WSCloseCode.PROTOCOL_ERROR, "unmasked client frame")
             )
             return _ERROR
-        return super().feed_data(data)
+        return _parse(self, data)
 
 
 class DirectWebSocketResponse(web.WebSocketResponse):
