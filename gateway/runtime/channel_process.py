@@ -341,7 +341,9 @@ class ChannelProcess:
 
             return (result, handled, None)
         metrics.observe_handling(klass, perf_counter() - started)
-        if result is not None:
+        if type(result) is Reply:  # `_handled`'s common case, inline
+            self.conn.reply(self.join_ref, msg.ref, self.topic, result.status, result.response)
+        elif result is not None:
             self._handled(msg, result)
         return None
 

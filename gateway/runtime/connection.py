@@ -207,7 +207,8 @@ class Connection:
 
     def reply(self, join_ref: Any, ref: Any, topic: str, status: str, response: Any) -> None:
         metrics.count_reply(status)
-        self.send(self.serializer.reply(join_ref, ref, topic, status, response))
+        if not self.closed:  # `send`, inline: a reply is made for nearly every message
+            self.sink.send(self.serializer.reply(join_ref, ref, topic, status, response))
 
     # -- the socket id subscription (docs/wire.md, "Close codes": 1001) ---------------------
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
