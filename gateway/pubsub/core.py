@@ -108,11 +108,6 @@ class PubSub:
         the adapter has nothing pending (the common case: the key was subscribed before)."""
         return self.adapter.settling(keys) if self._crosses else None
 
-    @property
-    def crosses(self) -> bool:
-        """Broadcasts travel to other nodes (an adapter other than the local one)."""
-        return self._crosses
-
     def subscribers(self, key: str) -> int:
         subs = self._subs.get(key)
         return len(subs) if subs else 0

@@ -131,10 +131,11 @@ class StandaloneLink:
                 return None
             # RESP2 push: [b"message", channel, data]; subscribe confirmations and pongs are
             # also arrays on a subscribed connection.
-            if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-                return reply[1], reply[2]
-            if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"subscribe":
-                return reply[1], b""
+            if isinstance(reply, list) and len(reply) == 3:
+                if reply[0] == b"message":
+                    return reply[1], reply[2]
+                if reply[0] == b"subscribe":
+                    return reply[1], b""  # Redis confirms the subscription
             if reply == b"PONG" or (isinstance(reply, list) and reply and reply[0] == b"pong"):
                 return b"", b""  # a sign of life, not a message
 

@@ -400,10 +400,9 @@ class ChannelProcess:
         pubsub.subscribe(self.topic, self)
         # With several nodes the reply waits until the backend has the subscriptions, so a
         # broadcast another node makes after the client saw its reply reaches it (as in Phoenix).
-        if pubsub.crosses:
-            settling = pubsub.settling(self._keys())
-            if settling is not None:
-                return (settling, lambda _: self._subscribed(join, previous, reply), None)
+        settling = pubsub.settling(self._keys())
+        if settling is not None:
+            return (settling, lambda _: self._subscribed(join, previous, reply), None)
         return self._subscribed(join, previous, reply)
 
     def _keys(self) -> list[str]:
