@@ -124,6 +124,7 @@ def build_rooms(
         sfu=build_sfu(settings),
         modes=modes,
         default_media="sfu" if settings.sfu.room_media == "sfu" else "mesh",
+        stores_in_process=client is None and history is None,
     )
 
 

@@ -51,6 +51,11 @@ class Channel:
 
     #: Events whose broadcasts pass through `handle_out` instead of the fastlane.
     intercepts: ClassVar[frozenset[str]] = frozenset()
+    #: Whether this channel's coroutines may take their first steps on the caller's stack,
+    #: outside any task, so that one which finishes without suspending costs no task. Only
+    #: when nothing they do before suspending needs `asyncio.current_task()` (as
+    #: `asyncio.timeout` does, and so redis-py and aiohttp's client).
+    inline_coroutines: bool = False
     # A subclass that declares no `__slots__` gets an instance dict as usual.
     __slots__ = ("_process", "topic")
 

@@ -106,6 +106,10 @@ class RoomChannel(Channel):
             process.conn.info.authenticated or not rooms.limits.signaling_requires_auth
         )
 
+    @property
+    def inline_coroutines(self) -> bool:  # type: ignore[override]
+        return self.rooms.in_process
+
     # -- join -------------------------------------------------------------------------------
     async def join(self, payload: Payload) -> Reply:
         room_id = self.topic[len(TOPIC_PREFIX) :]

@@ -5,7 +5,8 @@ broadcasts, info messages (Phoenix runs a process per channel; this is the same 
 Callbacks may be plain functions or coroutines. A plain callback runs at once, on the read path
 of the message that caused it, with no task switch; a callback that returns an awaitable gets a
 task, and whatever arrives meanwhile waits in the mailbox until that task has handled it.
-There is no task while a channel is idle.
+There is no task while a channel is idle. When the channel allows it (`inline_coroutines`), a
+coroutine is first run here too, and gets a task only if it suspends.
 
 A crash sends `phx_error` for this topic only, after `terminate` (docs/wire.md, "Channel
 crash"); leave and `Stop` send `phx_close`. Stopping from outside (socket closed, duplicate
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from time import perf_counter
+from types import CoroutineType
 from typing import Any, Protocol, TypeGuard
 
 import structlog
@@ -77,6 +79,7 @@ class ChannelProcess:
         "_extra",
         "_finished",
         "_first",
+        "_inline",
         "_stop_reason",
         "_task",
         "_waiters",
@@ -107,6 +110,7 @@ class ChannelProcess:
         self.ready = False  # the join reply and after_join are done
         self.joined = False
         self.channel = channel_cls(self)
+        self._inline = self.channel.inline_coroutines
         self._busy = False  # an item is being handled (inline or by the task)
         self._task: asyncio.Task[None] | None = None
         self._first: Wait | None = None
@@ -129,6 +133,8 @@ class ChannelProcess:
             self._busy = True
             try:
                 wait = self._handle_in(msg, klass)
+                if wait is not None and self._inline:
+                    wait = self._settle(wait)
             except Exception:
                 self._crash()
                 return
@@ -232,6 +238,8 @@ class ChannelProcess:
                 break
             try:
                 wait = self._step(inbox.pop(0))
+                if wait is not None and self._inline:
+                    wait = self._settle(wait)
             except Exception:
                 self._crash()
                 return
@@ -241,6 +249,30 @@ class ChannelProcess:
         self._busy = False
         if self._stop_reason is not None and not self._finished:
             self._run(self._finish(self._stop_reason))
+
+    def _settle(self, wait: Wait | None) -> Wait | None:
+        """Run what `wait` awaits here, on the caller's stack, while each coroutine finishes
+        without suspending (an in-process store's, nearly always); what is left when one does
+        suspend goes to the task, resumed where it stopped."""
+        while wait is not None:
+            awaitable, then, failed = wait
+            if type(awaitable) is not CoroutineType:
+                return wait
+            if self._stop_reason is not None or self._finished:
+                awaitable.close()
+                return None
+            try:
+                yielded = awaitable.send(None)
+            except StopIteration as done:
+                wait = then(done.value) if then is not None else None
+                continue
+            except Exception:
+                if failed is None:
+                    raise
+                wait = failed()
+                continue
+            return (_Resumed(awaitable, yielded), then, failed)
+        return None
 
     def _await(self, wait: Wait) -> None:
         """A step returned something to await: a task takes over the mailbox."""
@@ -257,6 +289,10 @@ class ChannelProcess:
                 while wait is not None:
                     awaitable, then, failed = wait
                     if self._stop_reason is not None or self._finished:
+                        if type(awaitable) is _Resumed:
+                            # Started on the read path already: it ends as a cancel ends it.
+                            awaitable.cancel()
+                            await awaitable
                         _discard(awaitable)
                         return
                     try:
@@ -285,9 +321,15 @@ class ChannelProcess:
         elif self.inbox and not self._finished:
             self._pump()  # arrived after the task's last look at the mailbox
 
-    def _run(self, ending: Awaitable[None] | None) -> None:
+    def _run(self, ending: Coroutine[Any, Any, None] | None) -> None:
         """Let a `terminate` that awaits run to its end without holding up the caller."""
         if ending is not None:
+            if self._inline:
+                try:
+                    yielded = ending.send(None)
+                except StopIteration:
+                    return
+                ending = _resume(_Resumed(ending, yielded))
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(ending)  # type: ignore[arg-type]
             _orphans.add(task)
             task.add_done_callback(_orphans.discard)
@@ -438,7 +480,7 @@ class ChannelProcess:
                     self.conn.reply(None, msg.ref, self.topic, "error", {"reason": UNMATCHED_TOPIC})
 
     # -- the end ----------------------------------------------------------------------------
-    def _finish(self, reason: str) -> Awaitable[None] | None:
+    def _finish(self, reason: str) -> Coroutine[Any, Any, None] | None:
         """Unsubscribe, then `terminate`, then (after a crash) `phx_error`: exactly once.
 
         Returns what is left to await when `terminate` is a coroutine."""
@@ -517,3 +559,46 @@ class _Targeted:
 
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
         self.process.deliver_targeted(event, payload)
+
+
+class _Resumed:
+    """A coroutine that was started outside a task and suspended on `yielded`: awaiting this
+    goes on from there (the task takes over the future it waits for)."""
+
+    __slots__ = ("coro", "exc", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+        self.exc: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Awaiting this then cancels the coroutine where it waits, as a task's cancel would
+        (its cleanup runs and may await), instead of going on."""
+        self.exc = asyncio.CancelledError()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded, exc = self.coro, self.yielded, self.exc
+        while True:
+            try:
+                if exc is not None:
+                    thrown, exc = exc, None
+                    yielded = coro.throw(thrown)
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as thrown_in:  # a cancel, for where the coroutine waits
+                    exc = thrown_in
+                    continue
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+    def close(self) -> None:
+        self.coro.close()
+
+
+async def _resume(resumed: _Resumed) -> None:
+    await resumed

@@ -76,6 +76,7 @@ class Rooms:
         sfu: SfuBridge | None = None,
         modes: RoomModes | None = None,
         default_media: Media = "mesh",
+        stores_in_process: bool = False,
     ) -> None:
         self.authorize = authorize
         self.sfu = sfu
@@ -90,6 +91,10 @@ class Rooms:
         self.wall = wall
         self.bookkeeper = Bookkeeper()
         self._expiries: set[asyncio.Task[None]] = set()
+        #: The stores are this process's own (`stores_in_process`) and no hook or SFU calls
+        #: out: a room channel's coroutines need no task of their own
+        #: (`Channel.inline_coroutines`).
+        self.in_process = stores_in_process and authorize is None and sfu is None
 
     def record_signal(self, room: str, kind: str, sender: str, to: str) -> None:
         """Note a relayed signal in the room's session, off the reply's path (bookkeeping)."""

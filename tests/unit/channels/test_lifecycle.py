@@ -169,3 +169,118 @@ async def test_a_targeted_message_that_waits_for_after_join_is_still_pushed() ->
     await t.settle()
     assert ann.events() == ["phx_reply", "welcome", "settled", "offer"]
     assert ann.frames[-1] == ["1", None, "inbox:1", "offer", {"n": 1}]
+
+
+class Prompt(Channel):
+    """Coroutines run inline: a join that waits only when its topic says so, and pushes
+    and a `terminate` that never wait."""
+
+    __slots__ = ()
+    inline_coroutines = True
+    gate: asyncio.Event
+    cancelled: list[str] = []
+
+    async def join(self, payload: Payload) -> Reply:
+        if self.topic.endswith(":wait"):
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(self.topic)
+                raise
+        if self.topic.endswith(":refuse"):
+            return error({"reason": "nope"})
+        return ok({"hello": True})
+
+    async def after_join(self) -> None:
+        self.push("welcome", {})
+
+    async def handle_in(self, event: str, payload: Payload, ref: Any) -> Reply:
+        if event == "boom":
+            raise RuntimeError("boom")
+        return ok(payload)
+
+    async def terminate(self, reason: str) -> None:
+        self.push("bye", {"reason": reason})
+
+
+async def test_inline_coroutines_that_do_not_wait_are_answered_at_once_without_a_task() -> None:
+    t = ChannelTest.build()
+    t.route("prompt:*", Prompt)
+    ann = t.connect("ann")
+    tasks = len(asyncio.all_tasks())
+    ann.join("prompt:1")
+    ann.push("prompt:1", "ping", {"n": 1})
+    leave = ann.leave("prompt:1")
+    # No turn of the event loop yet: all of it ran on the read path.
+    assert ann.frames == [
+        ["1", "1", "prompt:1", "phx_reply", {"status": "ok", "response": {"hello": True}}],
+        ["1", None, "prompt:1", "welcome", {}],
+        ["1", "2", "prompt:1", "phx_reply", {"status": "ok", "response": {"n": 1}}],
+        ["1", leave, "prompt:1", "phx_reply", {"status": "ok", "response": {}}],
+        ["1", "1", "prompt:1", "phx_close", {}],
+        ["1", None, "prompt:1", "bye", {"reason": "left"}],
+    ]
+    assert len(asyncio.all_tasks()) == tasks
+
+
+async def test_an_inline_coroutine_that_waits_goes_on_in_a_task_and_keeps_the_order() -> None:
+    t = ChannelTest.build()
+    t.route("prompt:*", Prompt)
+    Prompt.gate = asyncio.Event()
+    ann = t.connect("ann")
+    ann.join("prompt:wait")
+    ann.push("prompt:wait", "ping", {"n": 1})
+    await t.settle()
+    assert ann.frames == []  # the join waits; the push waits behind it
+    Prompt.gate.set()
+    await t.settle()
+    assert ann.frames == [
+        ["1", "1", "prompt:wait", "phx_reply", {"status": "ok", "response": {"hello": True}}],
+        ["1", None, "prompt:wait", "welcome", {}],
+        ["1", "2", "prompt:wait", "phx_reply", {"status": "ok", "response": {"n": 1}}],
+    ]
+
+
+async def test_a_disconnect_cancels_an_inline_coroutine_where_it_waits() -> None:
+    t = ChannelTest.build()
+    t.route("prompt:*", Prompt)
+    Prompt.gate = asyncio.Event()
+    Prompt.cancelled = []
+    ann = t.connect("ann")
+    ann.join("prompt:wait")
+    await t.settle()
+    ann.disconnect()
+    await t.settle()
+    assert Prompt.cancelled == ["prompt:wait"]
+    assert ann.frames == []  # never joined: no reply, and no terminate
+    assert not ann.conn.channels
+
+
+async def test_a_disconnect_before_the_task_starts_cancels_the_waiting_inline_coroutine() -> None:
+    t = ChannelTest.build()
+    t.route("prompt:*", Prompt)
+    Prompt.gate = asyncio.Event()
+    Prompt.cancelled = []
+    ann = t.connect("ann")
+    ann.join("prompt:wait")
+    ann.disconnect()  # the join started on the read path and waits; its task has not run yet
+    await t.settle()
+    assert Prompt.cancelled == ["prompt:wait"]
+    assert ann.frames == []
+    assert not Prompt.gate._waiters  # the cancel ran the wait's own cleanup
+
+
+async def test_inline_coroutines_that_fail_crash_the_channel_alone() -> None:
+    t = ChannelTest.build()
+    t.route("prompt:*", Prompt)
+    ann = t.connect("ann")
+    refused = ann.join("prompt:refuse")
+    ann.join("prompt:1")
+    ann.push("prompt:1", "boom")
+    assert ann.frames[0] == [
+        "1", refused, "prompt:refuse", "phx_reply", {"status": "error", "response": {"reason": "nope"}}
+    ]  # fmt: skip
+    assert ann.events("prompt:1")[-2:] == ["bye", "phx_error"]
+    assert not ann.conn.closed
+    again = ann.join("prompt:1")
+    assert (await ann.reply(again))["status"] == "ok"
