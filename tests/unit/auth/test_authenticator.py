@@ -19,6 +19,7 @@ from gateway.auth.authenticator import (
     Refusal,
     parse_algorithms,
     parse_max_age,
+    random_uuid,
     to_json_like,
     user_id_from_term,
 )
@@ -58,6 +59,20 @@ def test_default_anonymous_ids_are_uuid4() -> None:
     identity = Authenticator(AuthSettings(), clock).authenticate({"vsn": "2.0.0"}, None)
     assert isinstance(identity, Identity)
     assert uuid.UUID(identity.user_id).version == 4
+
+
+def test_random_uuids_are_spelled_as_uuid4s_and_use_every_variant() -> None:
+    made = [random_uuid() for _ in range(2000)]
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+    assert len(set(made)) == len(made)
+    assert {text[19] for text in made} == set("89ab")
+    # Every other hex digit is random: each takes all 16 values over 2,000 ids.
+    for i, c in enumerate(made[0]):
+        if c != "-" and i not in (14, 19):
+            assert len({text[i] for text in made}) == 16, i
 
 
 def test_missing_token_refused_when_anonymous_is_off() -> None:
