@@ -9,7 +9,7 @@ empties, then dropped. Times are stored as Unix seconds and shown as ISO 8601 (U
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -127,8 +127,10 @@ class MemorySessionStore:
         self.chat_bytes = 0
         self.evicted = 0  # records and chat messages dropped to stay within the bounds
         self._wall = wall
-        self._rooms: dict[str, _Record] = {}
-        self._emptied: dict[str, None] = {}  # emptied rooms, the longest empty first
+        # Ordered dicts: the oldest is taken from the front on every new room at the cap, and a
+        # plain dict finds its first entry by walking past every slot deleted before it.
+        self._rooms: OrderedDict[str, _Record] = OrderedDict()
+        self._emptied: OrderedDict[str, None] = OrderedDict()  # the longest empty first
         self._next_sweep = 0.0
 
     def _record(self, room: str) -> _Record:
@@ -192,8 +194,8 @@ class MemorySessionStore:
             seen.left_at = iso(now)
         if room_empty:
             record.emptied = now
-            self._emptied.pop(room, None)
             self._emptied[room] = None
+            self._emptied.move_to_end(room)
 
     async def record(self, room: str, kind: str, sender: str, to: str) -> None:
         self.record_now(room, kind, sender, to)
