@@ -16,6 +16,19 @@ _KEY_PARTS = re.compile(r"\[([^\[\]]*)\]")
 
 def parse_query(query: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
+    if query.find("%") < 0 and query.find("+") < 0 and query.find("[") < 0:
+        # Nothing to decode and nothing to nest (`?vsn=2.0.0&token=...`, nearly every connect).
+        for pair in query.split("&"):
+            key, _, value = pair.partition("=")
+            if key:
+                params[key] = value
+        return params
+    return parse_query_general(query)
+
+
+def parse_query_general(query: str) -> dict[str, Any]:
+    """`parse_query` for any query: percent-decoding, `+` as space, nested keys."""
+    params: dict[str, Any] = {}
     for pair in query.split("&"):
         if not pair:
             continue
