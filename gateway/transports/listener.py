@@ -19,7 +19,6 @@ protocol error (1002, 1007, 1009) is answered with its code and the connection c
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import hashlib
 import http
@@ -83,9 +82,12 @@ def close_frame(code: int, reason: bytes = b"") -> bytes:
     return bytes((0x88, len(body))) + body
 
 
+_PHRASES: Final = {status.value: status.phrase for status in http.HTTPStatus}
+
+
 def _response(status: int, headers: str = "") -> bytes:
     """A response head with aiohttp's headers, so both paths answer alike."""
-    phrase = http.HTTPStatus(status).phrase
+    phrase = _PHRASES[status]
     return (
         f"HTTP/1.1 {status} {phrase}\r\n{headers}"
         f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n"
@@ -263,9 +265,9 @@ class SocketProtocol(asyncio.Protocol):
             return False
         key = headers.get("Sec-WebSocket-Key")
         try:
-            if not key or len(base64.b64decode(key)) != 16:
+            if not key or len(binascii.a2b_base64(key)) != 16:  # what base64.b64decode does
                 return False
-        except binascii.Error:
+        except ValueError:  # not base64 (binascii.Error), or not ASCII: aiohttp's to answer
             return False
         host = headers.get("Host")
         if host is None:
@@ -300,7 +302,8 @@ class SocketProtocol(asyncio.Protocol):
             metrics.count_connect("websocket", "vsn")
             self._refuse(403)
             return True
-        accept = base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+        digest = hashlib.sha1(key.encode() + _GUID).digest()
+        accept = binascii.b2a_base64(digest, newline=False).decode()
         protocol = "Sec-WebSocket-Protocol: phoenix\r\n" if offered else ""
         transport.write(
             _response(

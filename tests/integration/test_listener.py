@@ -164,6 +164,9 @@ async def test_a_refusal_is_an_empty_status_and_the_end(wire_server: StartServer
             400,
             b"'connection' header must contain 'upgrade' and 'upgrade' must be 'websocket'",
         ),
+        # A key that is not base64, and one that is not even ASCII: aiohttp's answers.
+        (upgrade("/socket/websocket?vsn=2.0.0", key="!!not*base64!!"), 400, None),
+        (upgrade("/socket/websocket?vsn=2.0.0", key="é" * 22), 500, None),
         # A plain GET of the path, no upgrade asked.
         (b"GET /socket/websocket HTTP/1.1\r\nHost: x\r\n\r\n", 400, None),
         # Another path entirely.
