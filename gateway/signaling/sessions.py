@@ -91,15 +91,40 @@ class SessionStore(Protocol):
     async def get(self, room: str) -> Session | None: ...
 
 
+class _Seen:
+    """A participant as the memory store keeps it: times as Unix seconds, shown by `get`."""
+
+    __slots__ = ("joined", "joins", "left")
+
+    def __init__(self, joined: float, joins: int) -> None:
+        self.joined = joined
+        self.left: float | None = None
+        self.joins = joins
+
+
+class _Event:
+    """A `SignalEvent` as the memory store keeps it (its time formatted by `get`, not by every
+    relay)."""
+
+    __slots__ = ("at", "count", "from_", "kind", "to")
+
+    def __init__(self, kind: str, from_: str, to: str, at: float) -> None:
+        self.kind = kind
+        self.from_ = from_
+        self.to = to
+        self.at = at
+        self.count = 1
+
+
 class _Record:
     __slots__ = ("chat", "created", "emptied", "events", "participants")
 
     def __init__(self, now: float) -> None:
         self.created = now
         self.emptied: float | None = None
-        self.participants: dict[str, Participant] = {}
+        self.participants: dict[str, _Seen] = {}
         # Made on first use: an empty deque costs 600 bytes, and most rooms never chat.
-        self.events: deque[SignalEvent] | None = None
+        self.events: deque[_Event] | None = None
         self.chat: deque[bytes] | None = None
 
 
@@ -133,8 +158,7 @@ class MemorySessionStore:
         self._emptied: OrderedDict[str, None] = OrderedDict()  # the longest empty first
         self._next_sweep = 0.0
 
-    def _record(self, room: str) -> _Record:
-        now = self._wall()
+    def _record(self, room: str, now: float) -> _Record:
         self._sweep(now)
         record = self._rooms.get(room)
         if record is None:
@@ -172,26 +196,26 @@ class MemorySessionStore:
             self._drop(room)
 
     async def joined(self, room: str, user: str, tracks: list[str] | None = None) -> None:
-        record = self._record(room)
+        now = self._wall()
+        record = self._record(room, now)
         record.emptied = None
         self._emptied.pop(room, None)
-        now = iso(self._wall())
         seen = record.participants.pop(user, None)
         if seen is None:
             if len(record.participants) >= MAX_PARTICIPANTS:
                 oldest = next(iter(record.participants))
                 del record.participants[oldest]
-            record.participants[user] = Participant(user, now)
+            record.participants[user] = _Seen(now, 1)
         else:
             # Re-inserted so the dict stays ordered by latest join.
-            record.participants[user] = Participant(user, now, None, seen.joins + 1)
+            record.participants[user] = _Seen(now, seen.joins + 1)
 
     async def left(self, room: str, user: str, room_empty: bool) -> None:
-        record = self._record(room)
         now = self._wall()
+        record = self._record(room, now)
         seen = record.participants.get(user)
         if seen is not None:
-            seen.left_at = iso(now)
+            seen.left = now
         if room_empty:
             record.emptied = now
             self._emptied[room] = None
@@ -202,8 +226,8 @@ class MemorySessionStore:
 
     def record_now(self, room: str, kind: str, sender: str, to: str) -> None:
         """`record`, made at once: nothing here waits (the bookkeeper's inline path)."""
-        record = self._record(room)
-        at = iso(self._wall())
+        at = self._wall()
+        record = self._record(room, at)
         events = record.events
         if events is None:
             events = record.events = deque(maxlen=MAX_EVENTS)
@@ -222,14 +246,14 @@ class MemorySessionStore:
                 last.at = at
                 return
             kind = "candidates"
-        events.append(SignalEvent(kind, sender, to, at))
+        events.append(_Event(kind, sender, to, at))
 
     async def add_chat(self, room: str, message: bytes, at: float) -> None:
         self.add_chat_now(room, message, at)
 
     def add_chat_now(self, room: str, message: bytes, at: float) -> None:
         """`add_chat`, made at once."""
-        record = self._record(room)
+        record = self._record(room, self._wall())
         chat = record.chat
         if chat is None:
             chat = record.chat = deque(maxlen=MAX_CHAT)
@@ -260,6 +284,11 @@ class MemorySessionStore:
             room_id=room,
             created_at=iso(record.created),
             emptied_at=iso(record.emptied) if record.emptied is not None else None,
-            participants=[msgspec.structs.replace(p) for p in record.participants.values()],
-            events=[msgspec.structs.replace(e) for e in record.events or ()],
+            participants=[
+                Participant(user, iso(p.joined), None if p.left is None else iso(p.left), p.joins)
+                for user, p in record.participants.items()
+            ],
+            events=[
+                SignalEvent(e.kind, e.from_, e.to, iso(e.at), e.count) for e in record.events or ()
+            ],
         )
