@@ -23,10 +23,17 @@ MAX_CHAT = 100
 
 _second: list[Any] = [None, ""]  # the last whole second formatted: every relay stamps one
 _milli: list[Any] = [None, ""]  # the last millisecond formatted: relays come many per ms
+# The times that surely fall in `_milli`'s millisecond: the millisecond shrunk by a margin far
+# wider than the rounding of a time near 2**31 s (a quarter of a microsecond), so a time
+# inside it needs no arithmetic. A time in the margin takes the exact way below.
+_MARGIN = 4e-6
+_inside: list[float] = [1.0, 0.0]
 
 
 def iso(ts: float) -> str:
     """Unix seconds as ISO 8601 UTC with milliseconds: `2026-01-02T03:04:05.678Z`."""
+    if _inside[0] <= ts < _inside[1]:
+        return _milli[1]  # type: ignore[no-any-return]
     whole = int(ts)
     micro = round((ts - whole) * 1_000_000)  # as datetime rounds, so the two agree
     if micro >= 1_000_000:
@@ -39,6 +46,8 @@ def iso(ts: float) -> str:
         _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
     text = f"{_second[1]}{micro // 1000:03d}Z"
     _milli[0], _milli[1] = milli, text
+    start = milli / 1000
+    _inside[0], _inside[1] = start + _MARGIN, start + 0.001 - _MARGIN
     return text
 
 

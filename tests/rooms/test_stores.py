@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 from gateway.presence.memory import MemoryPresenceStore
@@ -154,6 +155,20 @@ def test_iso_timestamps_match_datetime_to_the_millisecond() -> None:
     for ts in (0.0, 1_795_840_438.123, 1_795_840_438.9999996, 1_700_000_000.0005):
         expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         assert iso(ts) == expected
+
+
+def test_iso_timestamps_in_a_row_match_datetime_at_every_millisecond_edge() -> None:
+    from datetime import UTC, datetime
+
+    rng = random.Random(7)
+    base = 1_795_840_438.0
+    times = []
+    for _ in range(3000):
+        edge = base + rng.randrange(0, 5000) / 1000  # a millisecond's start, then around it
+        times += [edge + rng.uniform(-3e-6, 3e-6), edge + rng.uniform(0, 0.001), edge - 5e-7]
+    for ts in times:  # in this order, so each is read against the one before
+        expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert iso(ts) == expected, ts
 
 
 async def test_sessions_are_bounded_in_rooms_and_chat_bytes_across_rooms() -> None:
