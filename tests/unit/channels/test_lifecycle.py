@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from gateway.channels.base import Channel, Reply, error, ok
 from gateway.channels.echo import EchoChannel
 from gateway.protocol.messages import Payload
@@ -241,32 +243,21 @@ async def test_an_inline_coroutine_that_waits_goes_on_in_a_task_and_keeps_the_or
     ]
 
 
-async def test_a_disconnect_cancels_an_inline_coroutine_where_it_waits() -> None:
+@pytest.mark.parametrize("task_started", [True, False])
+async def test_a_disconnect_cancels_an_inline_coroutine_where_it_waits(task_started: bool) -> None:
     t = ChannelTest.build()
     t.route("prompt:*", Prompt)
     Prompt.gate = asyncio.Event()
     Prompt.cancelled = []
     ann = t.connect("ann")
-    ann.join("prompt:wait")
-    await t.settle()
+    ann.join("prompt:wait")  # starts on the read path and waits: a task takes it over
+    if task_started:
+        await t.settle()
     ann.disconnect()
     await t.settle()
     assert Prompt.cancelled == ["prompt:wait"]
     assert ann.frames == []  # never joined: no reply, and no terminate
     assert not ann.conn.channels
-
-
-async def test_a_disconnect_before_the_task_starts_cancels_the_waiting_inline_coroutine() -> None:
-    t = ChannelTest.build()
-    t.route("prompt:*", Prompt)
-    Prompt.gate = asyncio.Event()
-    Prompt.cancelled = []
-    ann = t.connect("ann")
-    ann.join("prompt:wait")
-    ann.disconnect()  # the join started on the read path and waits; its task has not run yet
-    await t.settle()
-    assert Prompt.cancelled == ["prompt:wait"]
-    assert ann.frames == []
     assert not Prompt.gate._waiters  # the cancel ran the wait's own cleanup
 
 
