@@ -95,7 +95,7 @@ class Authenticator:
         self,
         settings: AuthSettings,
         clock: Callable[[], float] = time.time,
-        new_user_id: Callable[[], str] = lambda: random_uuid(),
+        new_user_id: Callable[[], str] = random_uuid,
     ) -> None:
         self.settings = settings
         self._clock = clock
