@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,8 @@ from gateway.signaling.sessions import MemorySessionStore, SessionStore
 log = structlog.get_logger("gateway.rooms")
 
 UNDELIVERABLE = "undeliverable"
+# Grace periods ended in one batch, at most, when many end at once.
+_ENDED_PER_TURN = 100
 
 
 class RoomLimits(msgspec.Struct, frozen=True):
@@ -90,7 +93,12 @@ class Rooms:
         self.grace = grace
         self.wall = wall
         self.bookkeeper = Bookkeeper()
-        self._expiries: set[asyncio.Task[None]] = set()
+        # Grace periods to end, in the order they end (they all last `grace_s`): one timer for
+        # the first, and one task at a time ending every one that is due. A thousand members
+        # dropped together are then a thousand entries here, not a thousand timers and tasks.
+        self._ending: deque[tuple[float, str, str, str]] = deque()
+        self._ending_timer: asyncio.TimerHandle | None = None
+        self._ending_task: asyncio.Task[None] | None = None
         #: The stores are this process's own (`stores_in_process`) and no hook or SFU calls
         #: out: a room channel's coroutines need no task of their own
         #: (`Channel.inline_coroutines`).
@@ -115,8 +123,11 @@ class Rooms:
     async def stop(self) -> None:
         await self.bookkeeper.flush()
         await self.presence.stop()
-        for task in list(self._expiries):
-            task.cancel()
+        if self._ending_timer is not None:
+            self._ending_timer.cancel()
+            self._ending_timer = None
+        if self._ending_task is not None:
+            self._ending_task.cancel()
         if self.sfu is not None:
             await self.sfu.stop()  # Janus detaches whatever handles are left with the session
 
@@ -168,12 +179,35 @@ class Rooms:
         await self.grace.open(room, user, self.wall() + self.limits.grace_s)
         loop = asyncio.get_running_loop()
         # A little slack: the loop clock and the wall clock the deadline is kept in may differ.
-        loop.call_later(self.limits.grace_s + 0.01, self._spawn_expiry, topic, room, user)
+        self._ending.append((loop.time() + self.limits.grace_s + 0.01, topic, room, user))
+        if self._ending_timer is None and self._ending_task is None:
+            self._ending_timer = loop.call_at(self._ending[0][0], self._end_due)
 
-    def _spawn_expiry(self, topic: str, room: str, user: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._expire(topic, room, user))
-        self._expiries.add(task)
-        task.add_done_callback(self._expiries.discard)
+    def _end_due(self) -> None:
+        self._ending_timer = None
+        self._ending_task = asyncio.get_running_loop().create_task(self._end_grace_periods())
+
+    async def _end_grace_periods(self) -> None:
+        """End every grace period that is due, in order; then wait for the next one."""
+        loop = asyncio.get_running_loop()
+        ending = self._ending
+        try:
+            while ending:
+                now = loop.time()
+                due: list[tuple[float, str, str, str]] = []
+                while ending and ending[0][0] <= now and len(due) < _ENDED_PER_TURN:
+                    due.append(ending.popleft())
+                if not due:
+                    self._ending_timer = loop.call_at(ending[0][0], self._end_due)
+                    return
+                if self.in_process:
+                    for _, topic, room, user in due:  # nothing here waits
+                        await self._expire(topic, room, user)
+                    await asyncio.sleep(0)  # let the sockets have the loop between batches
+                else:  # a store round trip each: side by side
+                    await asyncio.gather(*(self._expire(*entry[1:]) for entry in due))
+        finally:
+            self._ending_task = None
 
     async def _expire(self, topic: str, room: str, user: str) -> None:
         try:

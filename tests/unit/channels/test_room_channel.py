@@ -192,3 +192,24 @@ async def test_a_member_who_leaves_is_seen_leaving() -> None:
     assert await t.node.rooms.presence.store.count(topic) == 1
     await t.close()
     assert await t.node.rooms.presence.store.count(topic) == 0
+
+
+async def test_many_grace_periods_ending_together_each_tell_the_sender_in_order() -> None:
+    t = ChannelTest.build(
+        room_grace_ms=1500, room_max_members=500, rate_signaling=10**6, burst_signaling=10**6
+    )
+    topic = room()
+    ann = await joined(t, topic, "ann")
+    names = [f"peer{i}" for i in range(250)]  # more than one turn's worth of endings
+    peers = [await joined(t, topic, name) for name in names]
+    for peer in peers:
+        peer.disconnect()  # dropped, not left: each gets a grace period
+    await t.settle()
+    for name in names:
+        reply = await ann.reply(ann.push(topic, "offer", {"to": name, "sdp": SDP}))
+        assert reply == {"status": "ok", "response": {"queued": True}}
+    last = names[-1]
+    frames = await ann.wait_for(lambda f: f[3] == "undeliverable" and f[4]["to"] == last, 10)
+    told = [f[4]["to"] for f in ann.frames if f[3] == "undeliverable"]
+    assert told == names, frames
+    assert not t.node.rooms._ending
