@@ -293,7 +293,8 @@ class ChannelProcess:
                             # Started on the read path already: it ends as a cancel ends it.
                             awaitable.cancel()
                             await awaitable
-                        _discard(awaitable)
+                        else:
+                            _discard(awaitable)
                         return
                     try:
                         value = await awaitable

@@ -22,32 +22,32 @@ MAX_CHAT = 100
 
 
 _second: list[Any] = [None, ""]  # the last whole second formatted: every relay stamps one
-_milli: list[Any] = [None, ""]  # the last millisecond formatted: relays come many per ms
-# The times that surely fall in `_milli`'s millisecond: the millisecond shrunk by a margin far
-# wider than the rounding of a time near 2**31 s (a quarter of a microsecond), so a time
-# inside it needs no arithmetic. A time in the margin takes the exact way below.
+# The last millisecond formatted (relays come many per ms): the times that surely fall in it,
+# its number and its text. The times are the millisecond shrunk by a margin far wider than
+# the rounding of a time near 2**31 s (a quarter of a microsecond), so a time inside needs no
+# arithmetic; a time in the margin takes the exact way below.
+_milli: list[Any] = [1.0, 0.0, None, ""]
 _MARGIN = 4e-6
-_inside: list[float] = [1.0, 0.0]
 
 
 def iso(ts: float) -> str:
     """Unix seconds as ISO 8601 UTC with milliseconds: `2026-01-02T03:04:05.678Z`."""
-    if _inside[0] <= ts < _inside[1]:
-        return _milli[1]  # type: ignore[no-any-return]
+    last = _milli
+    if last[0] <= ts < last[1]:
+        return last[3]  # type: ignore[no-any-return]
     whole = int(ts)
     micro = round((ts - whole) * 1_000_000)  # as datetime rounds, so the two agree
     if micro >= 1_000_000:
         whole, micro = whole + 1, 0
     milli = whole * 1000 + micro // 1000
-    if _milli[0] == milli:
-        return _milli[1]  # type: ignore[no-any-return]
+    if last[2] == milli:
+        return last[3]  # type: ignore[no-any-return]
     if _second[0] != whole:
         _second[0] = whole
         _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
     text = f"{_second[1]}{micro // 1000:03d}Z"
-    _milli[0], _milli[1] = milli, text
     start = milli / 1000
-    _inside[0], _inside[1] = start + _MARGIN, start + 0.001 - _MARGIN
+    last[:] = (start + _MARGIN, start + 0.001 - _MARGIN, milli, text)
     return text
 
 

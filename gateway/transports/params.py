@@ -15,9 +15,9 @@ _KEY_PARTS = re.compile(r"\[([^\[\]]*)\]")
 
 
 def parse_query(query: str) -> dict[str, Any]:
-    params: dict[str, Any] = {}
     if query.find("%") < 0 and query.find("+") < 0 and query.find("[") < 0:
         # Nothing to decode and nothing to nest (`?vsn=2.0.0&token=...`, nearly every connect).
+        params: dict[str, Any] = {}
         for pair in query.split("&"):
             key, _, value = pair.partition("=")
             if key:

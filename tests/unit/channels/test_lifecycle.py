@@ -10,7 +10,7 @@ import pytest
 from gateway.channels.base import Channel, Reply, error, ok
 from gateway.channels.echo import EchoChannel
 from gateway.protocol.messages import Payload
-from gateway.testing import ChannelTest
+from gateway.testing import ChannelTest, Client
 
 
 class Greeter(EchoChannel):
@@ -205,10 +205,17 @@ class Prompt(Channel):
         self.push("bye", {"reason": reason})
 
 
-async def test_inline_coroutines_that_do_not_wait_are_answered_at_once_without_a_task() -> None:
+def prompted() -> tuple[ChannelTest, Client]:
+    """A node routing `prompt:*` to `Prompt` (a fresh gate, nothing cancelled yet), and ann."""
     t = ChannelTest.build()
     t.route("prompt:*", Prompt)
-    ann = t.connect("ann")
+    Prompt.gate = asyncio.Event()
+    Prompt.cancelled = []
+    return t, t.connect("ann")
+
+
+async def test_inline_coroutines_that_do_not_wait_are_answered_at_once_without_a_task() -> None:
+    _, ann = prompted()
     tasks = len(asyncio.all_tasks())
     ann.join("prompt:1")
     ann.push("prompt:1", "ping", {"n": 1})
@@ -226,10 +233,7 @@ async def test_inline_coroutines_that_do_not_wait_are_answered_at_once_without_a
 
 
 async def test_an_inline_coroutine_that_waits_goes_on_in_a_task_and_keeps_the_order() -> None:
-    t = ChannelTest.build()
-    t.route("prompt:*", Prompt)
-    Prompt.gate = asyncio.Event()
-    ann = t.connect("ann")
+    t, ann = prompted()
     ann.join("prompt:wait")
     ann.push("prompt:wait", "ping", {"n": 1})
     await t.settle()
@@ -245,11 +249,7 @@ async def test_an_inline_coroutine_that_waits_goes_on_in_a_task_and_keeps_the_or
 
 @pytest.mark.parametrize("task_started", [True, False])
 async def test_a_disconnect_cancels_an_inline_coroutine_where_it_waits(task_started: bool) -> None:
-    t = ChannelTest.build()
-    t.route("prompt:*", Prompt)
-    Prompt.gate = asyncio.Event()
-    Prompt.cancelled = []
-    ann = t.connect("ann")
+    t, ann = prompted()
     ann.join("prompt:wait")  # starts on the read path and waits: a task takes it over
     if task_started:
         await t.settle()
@@ -262,9 +262,7 @@ async def test_a_disconnect_cancels_an_inline_coroutine_where_it_waits(task_star
 
 
 async def test_inline_coroutines_that_fail_crash_the_channel_alone() -> None:
-    t = ChannelTest.build()
-    t.route("prompt:*", Prompt)
-    ann = t.connect("ann")
+    _, ann = prompted()
     refused = ann.join("prompt:refuse")
     ann.join("prompt:1")
     ann.push("prompt:1", "boom")
