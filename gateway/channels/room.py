@@ -239,12 +239,21 @@ class RoomChannel(Channel):
             return error({"reason": UNAUTHORIZED})
         kind = _SIGNAL_KINDS[event]
         value = decode_as(payload, kind, self.rooms.limits.max_payload_bytes)
-        to: str | None = getattr(value, "to", None)
-        if value is None or to == SFU or not _unstamped(value):
+        if (
+            value is None
+            or value.room_id is not UNSET
+            or value.from_ is not UNSET
+            or value.timestamp is not UNSET
+        ):
             return self._signal_decoded(event, payload, kind)
-        # The common push: relayed as the sender's own bytes with the stamps added, no dict
-        # and no re-encoding of its SDP.
-        typed = _TYPED[event] if getattr(value, "type", None) is UNSET else b""
+        to: str | None = getattr(value, "to", None)
+        sent_type = getattr(value, "type", _NO_TYPE)  # an ICE candidate has no `type`
+        if to == SFU or sent_type is None:
+            return self._signal_decoded(event, payload, kind)
+        # The common push: none of the stamped fields (nor a null `type`) in it, so it is
+        # relayed as the sender's own bytes with the stamps added: no dict and no
+        # re-encoding of its SDP.
+        typed = _TYPED[event] if sent_type is UNSET else b""
         return self._relay(event, to, self._stamped(payload, typed))
 
     def _signal_decoded(self, event: str, payload: Payload, kind: type[Common]) -> Result:
@@ -397,17 +406,7 @@ _SIGNAL_KINDS: dict[str, type[Common]] = {
     "ice-candidate": IceCandidate,
 }
 _TYPED = {"offer": b',"type":"offer"', "answer": b',"type":"answer"'}
-
-
-def _unstamped(value: Common) -> bool:
-    """Whether the payload carries none of the stamped fields (nor a null `type`), so the
-    stamps can be added to its own bytes."""
-    return (
-        value.room_id is UNSET
-        and value.from_ is UNSET
-        and value.timestamp is UNSET
-        and getattr(value, "type", UNSET) is not None
-    )
+_NO_TYPE = object()
 
 
 def _latest_tracks(metas: list[Meta]) -> list[str] | None:

@@ -170,7 +170,7 @@ class V2Serializer:
                     (_NAMES.get(join_ref) if type(join_ref) is str else None)
                     or _join_ref(join_ref),
                     b",",
-                    _ref(ref),
+                    f'"{ref}"'.encode() if type(ref) is str and ref.isdigit() else _ref(ref),
                     b",",
                     _NAMES.get(topic) or _name(topic),
                     b',"phx_reply",{"response":',

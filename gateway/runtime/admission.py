@@ -46,17 +46,18 @@ class Admission:
         response of a refusal. Classes without a bucket (control, echo unless configured) pass."""
         if not self.limits_on or self.limiter.allow(conn.info.user_id, klass):
             return None
-        return self._refused(conn, klass)
+        return self.refused(conn, klass)
 
     def admit_join(self, conn: Client, msg: Message) -> dict[str, str] | None:
         if not self.limits_on or self.limiter.allow(conn.id, "join"):
             return None
-        return self._refused(conn, "join")
+        return self.refused(conn, "join")
 
     def admit_connect(self, peer: str) -> bool:
         return not self.limits_on or self.limiter.allow(peer, "connect")
 
-    def _refused(self, conn: Client, klass: str) -> dict[str, str]:
+    def refused(self, conn: Client, klass: str) -> dict[str, str]:
+        """The error response of a refused push or join; a flood of them closes the socket."""
         tracker = self._floods.get(conn.id)
         if tracker is None:
             tracker = self._floods[conn.id] = FloodTracker()

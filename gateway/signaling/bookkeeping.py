@@ -41,7 +41,8 @@ class Bookkeeper:
             except Exception:
                 self._failed(write)
             else:
-                self._succeeded()
+                if self.failing:
+                    self._succeeded()
             return
         queue = self._queue
         if len(queue) >= self.limit:

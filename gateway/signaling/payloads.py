@@ -142,7 +142,9 @@ def decode_as(payload: Payload, kind: type[T], max_bytes: int) -> T | None:
         value: T = decoder.decode(payload)
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
-    if _sdp_too_large(value):
+    # A string's UTF-8 is never longer than its JSON: only a payload past the limit can carry
+    # an SDP past it.
+    if len(payload) > MAX_SDP_BYTES and _sdp_too_large(value):
         return None
     return value
 

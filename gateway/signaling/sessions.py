@@ -111,18 +111,15 @@ class _Seen:
         self.joins = joins
 
 
-class _Event:
+class _Event(msgspec.Struct, gc=False):
     """A `SignalEvent` as the memory store keeps it (its time formatted by `get`, not by every
-    relay)."""
+    relay). A Struct: made once per relayed signal, without a Python `__init__` call."""
 
-    __slots__ = ("at", "count", "from_", "kind", "to")
-
-    def __init__(self, kind: str, from_: str, to: str, at: float) -> None:
-        self.kind = kind
-        self.from_ = from_
-        self.to = to
-        self.at = at
-        self.count = 1
+    kind: str
+    from_: str
+    to: str
+    at: float
+    count: int = 1
 
 
 class _Record:
@@ -168,7 +165,8 @@ class MemorySessionStore:
         self._next_sweep = 0.0
 
     def _record(self, room: str, now: float) -> _Record:
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         record = self._rooms.get(room)
         if record is None:
             if len(self._rooms) >= self.max_rooms:
@@ -190,9 +188,8 @@ class MemorySessionStore:
             self.chat_bytes -= sum(len(m) for m in record.chat)
 
     def _sweep(self, now: float) -> None:
-        # At most once a second, and only over the rooms that are past their retention.
-        if now < self._next_sweep:
-            return
+        # At most once a second (`_record` looks first), and only over the rooms that are
+        # past their retention.
         self._next_sweep = now + 1.0
         cutoff = now - self.retention_s
         expired = []
@@ -236,7 +233,9 @@ class MemorySessionStore:
     def record_now(self, room: str, kind: str, sender: str, to: str) -> None:
         """`record`, made at once: nothing here waits (the bookkeeper's inline path)."""
         at = self._wall()
-        record = self._record(room, at)
+        record = self._rooms.get(room) if at < self._next_sweep else None
+        if record is None:  # a new room, or time to sweep
+            record = self._record(room, at)
         events = record.events
         if events is None:
             events = record.events = deque(maxlen=MAX_EVENTS)
@@ -285,7 +284,9 @@ class MemorySessionStore:
         return items[-last:]
 
     async def get(self, room: str) -> Session | None:
-        self._sweep(self._wall())
+        now = self._wall()
+        if now >= self._next_sweep:
+            self._sweep(now)
         record = self._rooms.get(room)
         if record is None:
             return None
