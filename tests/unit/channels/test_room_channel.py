@@ -118,6 +118,29 @@ async def test_signaling_refusals() -> None:
     assert (await ann.reply(ann.push(topic, "new_msg", {"body": "still here"})))["status"] == "ok"
 
 
+async def test_the_sdp_limit_is_in_utf8_bytes_whatever_the_json_spelling() -> None:
+    """65,536 bytes of SDP: 32,768 two-byte characters pass and one more is refused, whether
+    the client sends them as UTF-8 or as `\\u` escapes (a payload of 196 KB, too large)."""
+    t, topic = ChannelTest.build(), room()
+    ann = await joined(t, topic, "ann")
+    await joined(t, topic, "bob")
+    jr = ann.join_refs[topic]
+
+    def offer(ref: str, sdp: str, ascii_only: bool = False) -> str:
+        payload = {"to": "bob", "sdp": sdp}
+        ann.conn.receive_text(
+            json.dumps([jr, ref, topic, "offer", payload], ensure_ascii=ascii_only)
+        )
+        return ref
+
+    assert (await ann.reply(offer("1", "é" * 32_768)))["status"] == "ok"
+    too_large = {"reason": "field too large", "field": "sdp"}
+    refused = await ann.reply(offer("2", "é" * 32_769))
+    assert refused["status"] == "error" and refused["response"].items() >= too_large.items()
+    escaped = await ann.reply(offer("3", "é" * 32_769, ascii_only=True))
+    assert escaped["response"]["reason"] == "payload too large"
+
+
 async def test_signaling_requires_auth_refuses_guests_only() -> None:
     t, topic = ChannelTest.build(signaling_requires_auth=True), room()
     guest = await joined(t, topic, "guest", authenticated=False)
