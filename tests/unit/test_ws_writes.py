@@ -115,3 +115,33 @@ async def test_a_write_that_raises_ends_that_socket_and_the_others_are_written()
     await asyncio.sleep(0)
     assert broken.aborted
     assert len(fine.writes) == 1
+
+
+def _unframe(stream: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, payload) of each unmasked frame in `stream`, read as RFC 6455 says."""
+    frames = []
+    pos = 0
+    while pos < len(stream):
+        first, second = stream[pos], stream[pos + 1]
+        assert second & 0x80 == 0  # a server never masks
+        length, pos = second & 0x7F, pos + 2
+        if length == 126:
+            length, pos = int.from_bytes(stream[pos : pos + 2], "big"), pos + 2
+        elif length == 127:
+            length, pos = int.from_bytes(stream[pos : pos + 8], "big"), pos + 8
+        frames.append((first, stream[pos : pos + length]))
+        pos += length
+    return frames
+
+
+async def test_every_payload_length_gets_its_rfc_6455_length_encoding() -> None:
+    # Each side of the 7-bit, 16-bit and 64-bit length forms, text and binary.
+    lengths = [0, 1, 125, 126, 127, 1100, 65_535, 65_536, 70_000]
+    frames = [Frame(b"t" * n, True) for n in lengths] + [Frame(b"\x00" * n, False) for n in lengths]
+    transport = MemoryTransport()
+    sink = sink_on(transport)
+    for frame in frames:
+        sink.send(frame)
+    await asyncio.sleep(0)
+    written = _unframe(b"".join(transport.writes))
+    assert written == [(0x81 if f.text else 0x82, f.data) for f in frames]
