@@ -200,13 +200,6 @@ class ChannelProcess:
         self._extra.append((key, sub))
         self.conn.parts.pubsub.subscribe(key, sub)
 
-    def deliver_targeted(self, event: str, payload: Any) -> None:
-        """A message for this channel alone: a push with its join_ref, after the join reply."""
-        if event in self.intercepts or not self.ready or self._busy or self.inbox:
-            self._submit((_PUSH, event, payload))
-        else:
-            self.push(event, payload)
-
     # -- frames -----------------------------------------------------------------------------
     def push(self, event: str, payload: Any) -> None:
         self.conn.send(self.conn.serializer.push(self.join_ref, self.topic, event, payload))
@@ -559,7 +552,11 @@ class _Targeted:
         self.sub_id = process.sub_id
 
     def deliver(self, topic: str, event: str, payload: Any, frames: FrameCache) -> None:
-        self.process.deliver_targeted(event, payload)
+        process = self.process  # its rules here, not in a method of it: one call less a relay
+        if event in process.intercepts or not process.ready or process._busy or process.inbox:
+            process._submit((_PUSH, event, payload))
+        else:
+            process.push(event, payload)
 
 
 class _Resumed:
