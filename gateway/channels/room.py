@@ -239,21 +239,21 @@ class RoomChannel(Channel):
             return error({"reason": UNAUTHORIZED})
         kind = _SIGNAL_KINDS[event]
         value = decode_as(payload, kind, self.rooms.limits.max_payload_bytes)
+        to: str | None = getattr(value, "to", None)
+        sent_type = getattr(value, "type", UNSET)  # an ICE candidate has no `type`
         if (
             value is None
             or value.room_id is not UNSET
             or value.from_ is not UNSET
             or value.timestamp is not UNSET
+            or sent_type is None
+            or to == SFU
         ):
-            return self._signal_decoded(event, payload, kind)
-        to: str | None = getattr(value, "to", None)
-        sent_type = getattr(value, "type", _NO_TYPE)  # an ICE candidate has no `type`
-        if to == SFU or sent_type is None:
             return self._signal_decoded(event, payload, kind)
         # The common push: none of the stamped fields (nor a null `type`) in it, so it is
         # relayed as the sender's own bytes with the stamps added: no dict and no
         # re-encoding of its SDP.
-        typed = _TYPED[event] if sent_type is UNSET else b""
+        typed = _TYPED.get(event, b"") if sent_type is UNSET else b""
         return self._relay(event, to, self._stamped(payload, typed))
 
     def _signal_decoded(self, event: str, payload: Payload, kind: type[Common]) -> Result:
@@ -405,8 +405,8 @@ _SIGNAL_KINDS: dict[str, type[Common]] = {
     "answer": Answer,
     "ice-candidate": IceCandidate,
 }
+# The `type` a relayed offer or answer gets when it has none (an ICE candidate gets none).
 _TYPED = {"offer": b',"type":"offer"', "answer": b',"type":"answer"'}
-_NO_TYPE = object()
 
 
 def _latest_tracks(metas: list[Meta]) -> list[str] | None:

@@ -42,7 +42,7 @@ class Bookkeeper:
                 self._failed(write)
             else:
                 if self.failing:
-                    self._succeeded()
+                    self._recovered()
             return
         queue = self._queue
         if len(queue) >= self.limit:
@@ -67,7 +67,8 @@ class Bookkeeper:
                 except Exception:
                     self._failed(write)
                     continue
-                self._succeeded()
+                if self.failing:
+                    self._recovered()
         finally:
             self._task = None
 
@@ -77,10 +78,10 @@ class Bookkeeper:
         if self.failing == 1:
             log.exception("bookkeeping_write_failed", write=getattr(write, "__name__", ""))
 
-    def _succeeded(self) -> None:
-        if self.failing:
-            log.warning("bookkeeping_write_failed", recovered=True, failed=self.failing)
-            self.failing = 0
+    def _recovered(self) -> None:
+        """A write succeeded after `failing` in a row did not."""
+        log.warning("bookkeeping_write_failed", recovered=True, failed=self.failing)
+        self.failing = 0
 
     async def flush(self) -> None:
         """Wait until every queued write has been made (on drain and in tests)."""

@@ -100,20 +100,18 @@ class SessionStore(Protocol):
     async def get(self, room: str) -> Session | None: ...
 
 
-class _Seen:
+class _Seen(msgspec.Struct, gc=False):
     """A participant as the memory store keeps it: times as Unix seconds, shown by `get`."""
 
-    __slots__ = ("joined", "joins", "left")
-
-    def __init__(self, joined: float, joins: int) -> None:
-        self.joined = joined
-        self.left: float | None = None
-        self.joins = joins
+    joined: float
+    joins: int
+    left: float | None = None
 
 
 class _Event(msgspec.Struct, gc=False):
     """A `SignalEvent` as the memory store keeps it (its time formatted by `get`, not by every
-    relay). A Struct: made once per relayed signal, without a Python `__init__` call."""
+    relay). Structs, this and `_Seen`: one is made per signal and per join, without a Python
+    `__init__` call."""
 
     kind: str
     from_: str
